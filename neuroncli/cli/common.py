@@ -1,0 +1,113 @@
+"""What every command shares: logging options, error handling, consoles and the status line.
+
+Commands are thin: parse arguments, call the library, print.  :func:`run` turns a
+:class:`~neuroncli.errors.UserError` into one line on stderr and its exit code (the traceback
+only with ``-v``), Ctrl-C into exit 130 with one line, and ends with a status line
+``PASSED | 2.41 s | neuron-compile ...`` on stderr.  Results go to stdout; ``NO_COLOR`` is
+honoured by rich itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+import click
+
+from neuroncli.errors import EXIT_INTERRUPTED, EXIT_OK, UserError
+
+VERBOSE_KEY = "verbose"
+
+
+def verbosity_options(func: Callable) -> Callable:
+    func = click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")(func)
+    func = click.option("-v", "--verbose", count=True,
+                        help="More detail; tracebacks for errors. Repeat for TF logs.")(func)
+    return func
+
+
+def stdout_console() -> Any:
+    from rich.console import Console
+    return Console(soft_wrap=False, highlight=False)
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+    return Console(stderr=True, highlight=False)
+
+
+class _OneLineHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        click.echo(f"{level}: {record.getMessage()}", err=True)
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    logger = logging.getLogger("neuroncli")
+    logger.handlers[:] = [_OneLineHandler()]
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose > 1
+                    else logging.INFO if verbose else logging.WARNING)
+    if verbose > 1:
+        os.environ.setdefault("NEURONCLI_TF_VERBOSE", "1")
+
+
+def command_line() -> str:
+    prog = os.path.basename(sys.argv[0]) if sys.argv else "neuron"
+    return " ".join([prog, *sys.argv[1:]])
+
+
+def run(body: Callable[[], int | None], *, verbose: int = 0, quiet: bool = False,
+        status: bool = True) -> None:
+    """Run a command body with the house rules for errors, Ctrl-C and the status line."""
+    started = time.perf_counter()
+    code = EXIT_OK
+    try:
+        code = body() or EXIT_OK
+    except UserError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was written", err=True)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = EXIT_OK
+    if status and not quiet:
+        word = "PASSED" if code == EXIT_OK else "FAILED"
+        click.echo(f"{word} | {time.perf_counter() - started:.2f} s | {command_line()}",
+                   err=True)
+    sys.exit(code)
+
+
+def command(func: Callable) -> Callable:
+    """Decorate a click callback taking ``verbose``/``quiet`` so it runs under :func:`run`."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        verbose, quiet = kwargs.get("verbose", 0), kwargs.get("quiet", False)
+        setup_logging(verbose, quiet)
+        run(lambda: func(*args, **kwargs), verbose=verbose, quiet=quiet)
+    return wrapper
+
+
+def progress_callback(enabled: bool) -> tuple[Any, Callable | None]:
+    """A rich progress bar on a terminal (stderr), else nothing."""
+    if not enabled or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   console=stderr_console(), transient=True)
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(f"{stage} segments", total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return bar, update

@@ -1,0 +1,96 @@
+"""``neuron-compile MODEL_DIR NEW_MODEL_DIR``: the command over :mod:`neuroncli.saved_model`."""
+
+from __future__ import annotations
+
+import click
+
+from neuroncli.cli.common import command, progress_callback, stdout_console, verbosity_options
+
+_HELP = """Compile the SavedModel in MODEL_DIR for NeuronCores into NEW_MODEL_DIR.
+
+Supported parts of the graph become NeuronOp nodes; the rest stays on CPU.  Prints the
+operator counts, a table of segments, every CPU node under its reason, and OnNeuronRatio.
+Compiler flags also come from NEURON_CC_FLAGS.  Exit codes: 0 ok, 1 error, 2 usage,
+3 OnNeuronRatio below --min-on-neuron-ratio.
+"""
+
+
+def _names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeated options and comma-separated lists both work."""
+    return tuple(sorted({n.strip() for v in values for n in v.split(",") if n.strip()}))
+
+
+@click.command("compile", help=_HELP)
+@click.argument("model_dir", type=click.Path())
+@click.argument("new_model_dir", type=click.Path())
+@click.option("--batch-size", "--batch_size", type=click.IntRange(min=1), default=1,
+              show_default=True, help="Compile-time size of an unknown batch dimension.")
+@click.option("--input-shape", "--input_shape", "input_shape", multiple=True,
+              metavar="NAME=D0,D1,...", help="Full shape of a signature input (repeatable).")
+@click.option("--inputs", "inputs_file", type=click.Path(), metavar="FILE.npz",
+              help="Example inputs (keys = signature input keys); their shapes are used.")
+@click.option("--tag_set", "--tag-set", "tag_set", metavar="TAGS",
+              help="Comma-separated tag set of the meta graph (default: serve).")
+@click.option("--signature_def", "--signature-def", "--signature_def_key", "signature_def",
+              help="Signature to compile (default: serving_default).")
+@click.option("--minimum_segment_size", "--minimum-segment-size", type=click.IntRange(min=1),
+              default=None, help="Smallest segment (ops, Identity not counted) to compile.")
+@click.option("--no_fuse_ops", "--no-fuse-ops", multiple=True, metavar="NAMES",
+              help="Node names kept on CPU (comma-separated, repeatable).")
+@click.option("--force_fuse_ops", "--force-fuse-ops", multiple=True, metavar="NAMES",
+              help="Node names fused regardless of the support rules.")
+@click.option("--compiler_args", "--compiler-args", metavar="ARGS",
+              help="Compiler flags, e.g. '--neuroncore-pipeline-cores 2' (after NEURON_CC_FLAGS).")
+@click.option("--compiler_workdir", "--compiler-workdir", type=click.Path(),
+              help="Write compile artifacts (graphs, executables, logs) here.")
+@click.option("--must-compile", "--must_compile", is_flag=True,
+              help="Fail if any segment cannot be compiled.")
+@click.option("--min-on-neuron-ratio", "--min_on_neuron_ratio", type=click.FloatRange(0, 1),
+              default=None, help="Exit 3 when OnNeuronRatio is below this.")
+@click.option("--force", is_flag=True, help="Replace NEW_MODEL_DIR if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Segments compiled in parallel.")
+@verbosity_options
+@command
+def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
+                    input_shape: tuple[str, ...], inputs_file: str | None, tag_set: str | None,
+                    signature_def: str | None, minimum_segment_size: int | None,
+                    no_fuse_ops: tuple[str, ...], force_fuse_ops: tuple[str, ...],
+                    compiler_args: str | None, compiler_workdir: str | None,
+                    must_compile: bool, min_on_neuron_ratio: float | None, force: bool,
+                    as_json: bool, jobs: int, verbose: int, quiet: bool) -> int:
+    from neuroncli import saved_model
+    from neuroncli.compiler import report as report_mod
+    from neuroncli.errors import EXIT_THRESHOLD
+
+    feed = saved_model.load_npz(inputs_file) if inputs_file else None
+    bar, update = progress_callback(not (as_json or quiet))
+    options = saved_model.make_options(
+        batch_size=batch_size,
+        model_shape_feed_dict=saved_model.parse_input_shapes(input_shape),
+        model_feed_dict=feed,
+        tags=tuple(t for t in tag_set.split(",") if t) if tag_set is not None else None,
+        signature_def_key=signature_def, minimum_segment_size=minimum_segment_size,
+        no_fuse_ops=_names(no_fuse_ops), force_fuse_ops=_names(force_fuse_ops),
+        compiler_args=compiler_args, compiler_workdir=compiler_workdir,
+        must_compile=must_compile, force=force, jobs=jobs)
+    if bar is not None:
+        with bar:
+            report = saved_model.compile_with_report(model_dir, new_model_dir, options, update)
+    else:
+        report = saved_model.compile_with_report(model_dir, new_model_dir, options)
+    if as_json:
+        click.echo(report.to_json())
+    elif not quiet:
+        report_mod.render(report, stdout_console(), max_names=0 if verbose else 20)
+    if min_on_neuron_ratio is not None and report.on_neuron_ratio < min_on_neuron_ratio:
+        click.echo(f"error: OnNeuronRatio {report.on_neuron_ratio:.4f} is below "
+                   f"--min-on-neuron-ratio {min_on_neuron_ratio}", err=True)
+        return EXIT_THRESHOLD
+    return 0
+
+
+def main() -> None:
+    """Console script ``neuron-compile``."""
+    compile_command(prog_name="neuron-compile")

@@ -1,0 +1,42 @@
+"""``neuron``: the click group holding every subcommand (``neuron compile``, ...).
+
+Subcommands are imported lazily, by name, so ``neuron --help`` costs click's import and no
+more (TensorFlow is never imported for help or for the protobuf-only commands).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute"; each standalone console script is the same click command.
+SUBCOMMANDS = {
+    "compile": ("neuroncli.cli.compile:compile_command",
+                "Compile a SavedModel into a Neuron SavedModel."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target[0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help without importing every subcommand module.
+        rows = [(name, SUBCOMMANDS[name][1]) for name in sorted(SUBCOMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neuroncli", prog_name="neuron")
+def neuron() -> None:
+    """neuroncli: compile TensorFlow SavedModels for AWS NeuronCores and check them on a
+    simulated NeuronCore runtime, without Neuron hardware."""

@@ -1,0 +1,122 @@
+"""Freeze a SavedModel signature into one self-contained inference ``GraphDef`` (imports TF).
+
+TF2 SavedModels: load, take the signature's concrete function and inline/freeze it with
+``convert_variables_to_constants_v2``.  TF1 SavedModels: import the meta graph into a session,
+restore the variables with the model's saver and freeze with ``convert_variables_to_constants``.
+The TF1 path deliberately does **not** run the model's ``main_op``/``legacy_init_op``: compiling
+must never execute a model's stateful ops (a hostile init op could write files).
+
+The result maps every signature key to a tensor name in the frozen graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from neuroncli import proto
+from neuroncli.errors import UserError
+from neuroncli.lazy_tf import import_tensorflow
+from neuroncli.savedmodel import is_tf2
+
+log = logging.getLogger("neuroncli")
+
+
+@dataclass(frozen=True)
+class FrozenGraph:
+    """A frozen inference graph and its signature, by tensor name.
+
+    graph_def: the frozen GraphDef (no variables, no function calls left for TF2 models).
+    inputs / outputs: signature key -> tensor name ``node:port`` inside ``graph_def``.
+    input_dtypes: signature key -> DataType number.
+    """
+
+    graph_def: Any
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    input_dtypes: dict[str, int]
+
+
+def freeze(model_dir: str, meta_graph: Any, signature_key: str, signature: Any) -> FrozenGraph:
+    """Freeze the chosen signature of the SavedModel at ``model_dir``."""
+    tags = list(meta_graph.meta_info_def.tags)
+    try:
+        if is_tf2(meta_graph):
+            return _freeze_tf2(model_dir, tags, signature_key, signature)
+        return _freeze_tf1(model_dir, meta_graph, signature)
+    except UserError:
+        raise
+    except Exception as exc:  # TensorFlow raises many types; the message is what matters
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{model_dir}: TensorFlow could not load and freeze signature "
+                        f"{signature_key!r}: {first[:300]}") from exc
+
+
+def _freeze_tf2(model_dir: str, tags: list[str], key: str, signature: Any) -> FrozenGraph:
+    tf = import_tensorflow()
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+    loaded = tf.saved_model.load(model_dir, tags=tags)
+    function = loaded.signatures[key]
+    frozen = convert_variables_to_constants_v2(function)
+    graph_def = proto.GraphDef.FromString(
+        frozen.graph.as_graph_def().SerializeToString(deterministic=True))
+    # The frozen function keeps the flat order of the original: inputs are the signature's
+    # keyword arguments sorted by key (captured variables are gone), outputs follow
+    # nest.flatten of the structured outputs (a dict flattens in sorted key order).
+    _, input_specs = function.structured_input_signature
+    flat_inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
+    keys = sorted(input_specs)
+    if len(keys) != len(flat_inputs):
+        raise UserError(f"signature {key!r}: {len(keys)} inputs declared but "
+                        f"{len(flat_inputs)} found after freezing: re-export the model")
+    inputs = {k: t.name for k, t in zip(keys, flat_inputs)}
+    structured = function.structured_outputs
+    out_keys = sorted(structured) if isinstance(structured, dict) else sorted(signature.outputs)
+    if len(out_keys) != len(frozen.outputs):
+        raise UserError(f"signature {key!r}: {len(out_keys)} outputs declared but "
+                        f"{len(frozen.outputs)} found after freezing: re-export the model")
+    outputs = {k: t.name for k, t in zip(out_keys, frozen.outputs)}
+    dtypes = {k: int(signature.inputs[k].dtype) for k in keys if k in signature.inputs}
+    return FrozenGraph(graph_def, inputs, outputs, dtypes)
+
+
+def _freeze_tf1(model_dir: str, meta_graph: Any, signature: Any) -> FrozenGraph:
+    tf = import_tensorflow()
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        saver = v1.train.import_meta_graph(
+            v1.MetaGraphDef.FromString(meta_graph.SerializeToString()), clear_devices=True)
+        with v1.Session(graph=graph, config=_session_config(v1)) as sess:
+            prefix = os.path.join(model_dir, "variables", "variables")
+            if saver is not None and os.path.exists(prefix + ".index"):
+                saver.restore(sess, prefix)
+            outputs = {k: signature.outputs[k].name for k in sorted(signature.outputs)}
+            roots = sorted({name.split(":")[0] for name in outputs.values()})
+            frozen = v1.graph_util.convert_variables_to_constants(
+                sess, graph.as_graph_def(), roots)
+    graph_def = proto.GraphDef.FromString(frozen.SerializeToString(deterministic=True))
+    inputs = {k: signature.inputs[k].name for k in sorted(signature.inputs)}
+    present = {node.name for node in graph_def.node}
+    for key, name in inputs.items():
+        if name.split(":")[0] not in present:  # input not needed by the outputs: keep it
+            graph_def.node.add().CopyFrom(_placeholder(name.split(":")[0],
+                                                      signature.inputs[key]))
+    dtypes = {k: int(signature.inputs[k].dtype) for k in inputs}
+    return FrozenGraph(graph_def, inputs, outputs, dtypes)
+
+
+def _placeholder(name: str, info: Any) -> Any:
+    node = proto.NodeDef(name=name, op="Placeholder")
+    node.attr["dtype"].type = info.dtype
+    node.attr["shape"].shape.CopyFrom(info.tensor_shape)
+    return node
+
+
+def _session_config(v1: Any) -> Any:
+    return v1.ConfigProto(inter_op_parallelism_threads=2, intra_op_parallelism_threads=2,
+                          use_per_session_threads=True)

@@ -1,0 +1,62 @@
+"""The one record of compile parameters, validated before any work starts (no TensorFlow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from neuroncli.compiler.flags import CompilerFlags
+from neuroncli.errors import UserError
+
+DEFAULT_MINIMUM_SEGMENT_SIZE = 2
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Everything ``neuron-compile`` and ``saved_model.compile`` take.
+
+    batch_size: compiled size of an unknown leading input dimension (>= 1).
+    input_shapes: signature input key (or tensor name) -> full shape to compile for.
+    feed: signature input key -> example array; its shapes are used.
+    tags: tag set of the meta graph (None: ``{serve}``, else the first).
+    signature_def_key: signature to compile (None: ``serving_default``, else the first).
+    minimum_segment_size: segments with fewer ops (Identity not counted) stay on CPU.
+    no_fuse_ops / force_fuse_ops: node names forced onto CPU / into segments.
+    flags: parsed ``NEURON_CC_FLAGS`` + ``compiler_args``.
+    compiler_workdir: directory for compile artifacts (like ``--workdir``).
+    force: replace an existing output directory.
+    jobs: segments compiled in parallel (threads).
+    """
+
+    batch_size: int = 1
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    feed: Mapping[str, Any] | None = None
+    tags: tuple[str, ...] | None = None
+    signature_def_key: str | None = None
+    minimum_segment_size: int = DEFAULT_MINIMUM_SEGMENT_SIZE
+    no_fuse_ops: tuple[str, ...] = ()
+    force_fuse_ops: tuple[str, ...] = ()
+    flags: CompilerFlags = field(default_factory=CompilerFlags)
+    compiler_workdir: str | None = None
+    force: bool = False
+    jobs: int = 2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.minimum_segment_size, int) or self.minimum_segment_size < 1:
+            raise UserError("minimum segment size must be a positive integer, got "
+                            f"{self.minimum_segment_size!r}")
+        if self.jobs < 1:
+            raise UserError(f"jobs must be at least 1, got {self.jobs}")
+        if self.flags.extract_weights is not None:
+            raise UserError("--extract-weights is not available yet in this neuroncli: "
+                            "compile without it")
+        overlap = sorted(set(self.no_fuse_ops) & set(self.force_fuse_ops))
+        if overlap:
+            raise UserError(f"node {overlap[0]!r} is in both no_fuse_ops and force_fuse_ops: "
+                            "list it in one of them")
+
+    @property
+    def workdir(self) -> str | None:
+        return self.flags.workdir or self.compiler_workdir

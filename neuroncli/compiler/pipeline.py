@@ -1,0 +1,152 @@
+"""``compile_saved_model``: SavedModel in, Neuron SavedModel out, with a report.
+
+Data flows one way: protos in -> frozen GraphDef -> IR (annotated with shapes) -> plan ->
+compiled segments -> fused IR -> protos out.  Every check that needs no TensorFlow runs first,
+so bad flags and bad paths fail in milliseconds and nothing is written; the output appears
+only when the whole compile succeeded (:func:`neuroncli.savedmodel.atomic_output`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from neuroncli import proto
+from neuroncli.compiler import backend, output, shapes
+from neuroncli.compiler.freeze import FrozenGraph, freeze
+from neuroncli.compiler.options import CompileOptions
+from neuroncli.compiler.report import CompileReport, build_report
+from neuroncli.errors import UserError
+from neuroncli.format import neuron_op
+from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef
+from neuroncli.partition import (
+    Plan, default_policy, extract_segment, fuse_segment, partition, segment_digest_name,
+)
+from neuroncli.savedmodel import (
+    atomic_output, check_output_path, read_saved_model, select_meta_graph, select_signature,
+)
+
+log = logging.getLogger("neuroncli")
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    model_dir: str
+    meta_graph: Any
+    signature_key: str
+    signature: Any
+    input_shapes: dict[str, tuple | None]
+
+
+def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOptions,
+                        progress: Progress | None = None) -> CompileReport:
+    """Compile ``model_dir`` into ``new_model_dir``; returns the report."""
+    started = time.perf_counter()
+    prep = _prepare(model_dir, new_model_dir, options)
+    frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature)
+    shaped = proto.GraphDef()
+    shaped.CopyFrom(frozen.graph_def)
+    shapes.set_placeholder_shapes(shaped, frozen.inputs, prep.input_shapes)
+    graph = graph_from_graphdef(shaped)
+    shapes.annotate(graph, shaped)
+    policy = default_policy(no_fuse_ops=options.no_fuse_ops,
+                            force_fuse_ops=options.force_fuse_ops)
+    plan = partition(graph, policy, minimum_segment_size=options.minimum_segment_size,
+                     graph_outputs=tuple(frozen.outputs.values()))
+    results = _compile_segments(graph, plan, options, progress)
+    failed = [(s, r) for s, r, _ in results if not r.ok]
+    if failed and options.flags.must_compile:
+        names = "; ".join(f"segment {s.index} ({r.reason})" for s, r in failed)
+        raise UserError(f"--must-compile: {len(failed)} segment(s) failed to compile: {names}")
+    mapping, names = _fuse(graph, results, options)
+    fused = graph_to_graphdef(graph)
+    saved_model = output.build_saved_model(prep.meta_graph, prep.signature_key,
+                                           prep.signature, frozen, fused, mapping, graph)
+    with atomic_output(new_model_dir, input_dir=model_dir, force=options.force) as tmp:
+        output.write(tmp, model_dir, saved_model)
+    if options.workdir:
+        output.dump_workdir(options.workdir, shaped, fused, results)
+    return build_report(model_dir=model_dir, new_model_dir=new_model_dir,
+                        signature_key=prep.signature_key, frozen=frozen, plan=plan,
+                        results=results, names=names, fused=fused,
+                        seconds=time.perf_counter() - started)
+
+
+def _prepare(model_dir: str, new_model_dir: str, options: CompileOptions) -> _Prepared:
+    """All protobuf-only validation, before TensorFlow is imported."""
+    loaded = read_saved_model(model_dir)
+    meta_graph = select_meta_graph(loaded.saved_model, options.tags)
+    key, signature = select_signature(meta_graph, options.signature_def_key)
+    input_shapes = shapes.resolve_input_shapes(
+        signature, batch_size=options.batch_size, shape_feed=options.input_shapes,
+        feed=options.feed)
+    check_output_path(new_model_dir, input_dir=model_dir, force=options.force)
+    return _Prepared(model_dir, meta_graph, key, signature, input_shapes)
+
+
+def _compile_segments(graph: Graph, plan: Plan, options: CompileOptions,
+                      progress: Progress | None) -> list[tuple[Any, Any, Any]]:
+    """``(segment, CompiledSegment, extracted)`` per segment, in plan order."""
+    bopts = backend.BackendOptions(batch_size=options.batch_size,
+                                   pipeline_cores=options.flags.pipeline_cores)
+    inputs = []
+    for segment in plan.segments:
+        extracted = extract_segment(graph, segment)
+        inputs.append((segment, extracted, backend.SegmentInput(
+            name=f"segment{segment.index}", graph_def=extracted.graph_def,
+            input_names=extracted.input_names, input_dtypes=extracted.input_dtypes,
+            input_shapes=extracted.input_shapes, output_names=extracted.output_names)))
+    total = len(inputs)
+    done = 0
+    if progress:
+        progress("compile", 0, total)
+
+    def work(item: tuple) -> backend.CompiledSegment:
+        return backend.compile_segment(item[2], bopts)
+
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, min(options.jobs, total or 1))) as pool:
+        for (segment, extracted, _), result in zip(inputs, pool.map(work, inputs)):
+            results.append((segment, result, extracted))
+            done += 1
+            if progress:
+                progress("compile", done, total)
+    return results
+
+
+def _fuse(graph: Graph, results: list,
+          options: CompileOptions) -> tuple[dict[str, str], dict[int, str]]:
+    """Replace each compiled segment by its NeuronOp.
+
+    Returns old tensor -> new tensor (for the signature) and segment index -> NeuronOp name.
+    """
+    ok = [(s, r, e) for s, r, e in results if r.ok]
+    pipeline = options.flags.pipeline_cores
+    dynamic = options.flags.dynamic_batch
+    mapping: dict[str, str] = {}
+    names: dict[int, str] = {}
+    for segment, result, extracted in ok:
+        config = neuron_op.model_config(global_cores=pipeline, this_cores=pipeline,
+                                        neuron_op_count=len(ok),
+                                        executable_bytes=len(result.executable))
+        graph_def_bytes = extracted.graph_def.SerializeToString(deterministic=True)
+        spec = neuron_op.NeuronOpSpec(
+            graph_def=graph_def_bytes, input_names=tuple(extracted.input_names),
+            input_dtypes=tuple(extracted.input_dtypes),
+            input_shapes=tuple(extracted.input_shapes),
+            output_names=tuple(extracted.output_names),
+            output_dtypes=tuple(extracted.output_dtypes),
+            output_shapes=tuple(extracted.output_shapes),
+            executable=result.executable,
+            input_batch_axis=tuple(0 if dynamic else -1 for _ in extracted.input_names),
+            output_batch_axis=tuple(0 if dynamic else -1 for _ in extracted.output_names),
+            model_config=config)
+        name = segment_digest_name(graph_def_bytes + result.executable)
+        mapping.update(fuse_segment(graph, segment, spec, name))
+        names[segment.index] = name
+    return mapping, names

@@ -1,0 +1,113 @@
+"""Fix the signature inputs' shapes and annotate every tensor's dtype and shape (imports TF).
+
+Shapes come, in order of precedence, from real inputs (``--inputs FILE.npz`` /
+``model_feed_dict``), explicit shapes (``--input-shape NAME=1,224,224,3`` /
+``model_shape_feed_dict``), and ``--batch-size`` for an unknown leading dimension.  Validation
+(:func:`resolve_input_shapes`) is protobuf-only so bad flags fail before TensorFlow loads;
+:func:`annotate` runs TensorFlow's shape inference over the frozen graph with those shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from neuroncli.errors import UserError
+from neuroncli.graph import Graph
+
+Shape = tuple
+
+
+def signature_shapes(signature: Any) -> dict[str, Shape | None]:
+    """Signature key -> declared shape (``None`` dims unknown; ``None`` for unknown rank)."""
+    shapes: dict[str, Shape | None] = {}
+    for key in sorted(signature.inputs):
+        shape = signature.inputs[key].tensor_shape
+        shapes[key] = None if shape.unknown_rank else tuple(
+            None if d.size < 0 else int(d.size) for d in shape.dim)
+    return shapes
+
+
+def _lookup_key(name: str, signature: Any) -> str:
+    if name in signature.inputs:
+        return name
+    for key in sorted(signature.inputs):  # also accept the tensor or node name
+        tensor = signature.inputs[key].name
+        if name in (tensor, tensor.split(":")[0]):
+            return key
+    known = ", ".join(sorted(signature.inputs)) or "none"
+    raise UserError(f"--input-shape names {name!r}, which is not an input of the signature; "
+                    f"its inputs are: {known}")
+
+
+def _merge(key: str, declared: Shape | None, given: Sequence[int], source: str) -> Shape:
+    given = tuple(int(d) for d in given)
+    if any(d < 0 for d in given):
+        raise UserError(f"{source} for input {key!r} has a negative dimension {given}")
+    if declared is not None:
+        if len(declared) != len(given):
+            raise UserError(f"{source} gives input {key!r} {len(given)} dimensions {given}, "
+                            f"but the model declares {len(declared)}: {declared}")
+        for want, got in zip(declared, given):
+            if want is not None and want != got:
+                raise UserError(f"{source} gives input {key!r} shape {given}, which "
+                                f"contradicts the model's declared shape {declared}")
+    return given
+
+
+def resolve_input_shapes(signature: Any, *, batch_size: int | None = 1,
+                         shape_feed: Mapping[str, Sequence[int]] | None = None,
+                         feed: Mapping[str, Any] | None = None) -> dict[str, Shape | None]:
+    """The shape each signature input is compiled for (unknown dims stay ``None``)."""
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be a positive integer, got {batch_size}")
+    shapes = signature_shapes(signature)
+    for name, value in (shape_feed or {}).items():
+        key = _lookup_key(name, signature)
+        shapes[key] = _merge(key, shapes[key], value, "--input-shape")
+    for name, array in (feed or {}).items():
+        key = _lookup_key(name, signature)
+        shapes[key] = _merge(key, shapes[key], getattr(array, "shape", ()), "--inputs")
+    for key, shape in shapes.items():
+        if shape and shape[0] is None and batch_size is not None:
+            shapes[key] = (batch_size,) + tuple(shape[1:])
+    return shapes
+
+
+def set_placeholder_shapes(graph_def: Any, tensors: Mapping[str, str],
+                           shapes: Mapping[str, Shape | None]) -> None:
+    """Write the resolved shapes into the frozen graph's Placeholder nodes (in place)."""
+    by_node = {tensors[k].split(":")[0]: shapes[k] for k in tensors if k in shapes}
+    for node in graph_def.node:
+        shape = by_node.get(node.name)
+        if node.op != "Placeholder" or shape is None:
+            continue
+        attr = node.attr["shape"].shape
+        attr.Clear()
+        for dim in shape:
+            attr.dim.add(size=-1 if dim is None else dim)
+
+
+def annotate(graph: Graph, graph_def: Any) -> None:
+    """Fill ``output_dtypes``/``output_shapes`` of every IR node using TensorFlow."""
+    tf = import_tf()
+    tf_graph = tf.Graph()
+    with tf_graph.as_default():
+        # proto classes are TensorFlow's own (see neuroncli.proto): no re-serialization
+        tf.graph_util.import_graph_def(graph_def, name="")
+    for op in tf_graph.get_operations():
+        node = graph.nodes.get(op.name)
+        if node is None:
+            continue
+        node.output_dtypes = [int(t.dtype.as_datatype_enum) for t in op.outputs]
+        node.output_shapes = [_as_tuple(t.shape) for t in op.outputs]
+
+
+def _as_tuple(shape: Any) -> Shape | None:
+    if shape.rank is None:
+        return None
+    return tuple(shape.as_list())
+
+
+def import_tf() -> Any:
+    from neuroncli.lazy_tf import import_tensorflow
+    return import_tensorflow()

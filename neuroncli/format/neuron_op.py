@@ -1,0 +1,119 @@
+"""The ``NeuronOp`` node: AWS's attribute schema, built and read in one place.
+
+See shared/NEURON_FORMAT.md.  ``NeuronOpSpec`` is the typed view; :func:`to_attrs` and
+:func:`from_attrs` convert it to and from a ``{name: AttrValue}`` map, which is what both the
+IR (:class:`neuroncli.graph.Node`) and a ``NodeDef`` hold.  Protobuf only, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from neuroncli import proto
+
+NEURON_OP = "NeuronOp"
+# Private attributes: AWS's replica tag, and this project's placement (see README).
+ATTR_AUTO_MULTICORE = "_automatic_multicore"
+ATTR_INFERRED_SHAPES = "_aws_neuron_inferred_shapes"
+ATTR_START_NC = "_neuroncli_start_nc"
+ATTR_NC_COUNT = "_neuroncli_nc_count"
+
+
+@dataclass(frozen=True)
+class NeuronOpSpec:
+    """Everything a ``NeuronOp`` node says.  Shapes use ``None`` for unknown dimensions."""
+
+    graph_def: bytes
+    input_names: tuple[str, ...]
+    input_dtypes: tuple[int, ...]
+    input_shapes: tuple[tuple, ...]
+    output_names: tuple[str, ...]
+    output_dtypes: tuple[int, ...]
+    output_shapes: tuple[tuple, ...]
+    executable: bytes
+    input_batch_axis: tuple[int, ...]
+    output_batch_axis: tuple[int, ...]
+    model_config: tuple[int, ...]
+    private: Mapping[str, Any] = field(default_factory=dict)  # other attrs, kept verbatim
+
+
+def shape_proto(shape: Sequence[int | None] | None) -> Any:
+    msg = proto.TensorShapeProto()
+    if shape is None:
+        msg.unknown_rank = True
+        return msg
+    for dim in shape:
+        msg.dim.add(size=-1 if dim is None else int(dim))
+    return msg
+
+
+def shape_from_proto(msg: Any) -> tuple | None:
+    if msg.unknown_rank:
+        return None
+    return tuple(None if d.size < 0 else int(d.size) for d in msg.dim)
+
+
+def _list_attr(**kwargs: Any) -> Any:
+    value = proto.AttrValue()
+    lst = value.list
+    for key, items in kwargs.items():
+        getattr(lst, key).extend(items)
+    if not any(kwargs.values()):
+        value.list.SetInParent()  # an empty list is still a list
+    return value
+
+
+def to_attrs(spec: NeuronOpSpec) -> dict[str, Any]:
+    """The attribute map of a NeuronOp node."""
+    attrs = {
+        "graph_def": proto.AttrValue(s=spec.graph_def),
+        "input_names": _list_attr(s=[n.encode() for n in spec.input_names]),
+        "input_dtypes": _list_attr(type=list(spec.input_dtypes)),
+        "input_shapes": _list_attr(shape=[shape_proto(s) for s in spec.input_shapes]),
+        "output_names": _list_attr(s=[n.encode() for n in spec.output_names]),
+        "output_dtypes": _list_attr(type=list(spec.output_dtypes)),
+        "output_shapes": _list_attr(shape=[shape_proto(s) for s in spec.output_shapes]),
+        "executable": proto.AttrValue(s=spec.executable),
+        "input_batch_axis": _list_attr(i=list(spec.input_batch_axis)),
+        "output_batch_axis": _list_attr(i=list(spec.output_batch_axis)),
+        "model_config": _list_attr(i=list(spec.model_config)),
+    }
+    attrs.update(spec.private)
+    return attrs
+
+
+def from_attrs(attrs: Mapping[str, Any]) -> NeuronOpSpec:
+    """Read a NeuronOp's attribute map (a protobuf map or a dict).  Missing lists read empty."""
+    def lst(key: str) -> Any:
+        return attrs[key].list if key in attrs else proto.AttrValue().list
+
+    known = {"graph_def", "input_names", "input_dtypes", "input_shapes", "output_names",
+             "output_dtypes", "output_shapes", "executable", "input_batch_axis",
+             "output_batch_axis", "model_config"}
+    return NeuronOpSpec(
+        graph_def=attrs["graph_def"].s if "graph_def" in attrs else b"",
+        input_names=tuple(s.decode() for s in lst("input_names").s),
+        input_dtypes=tuple(lst("input_dtypes").type),
+        input_shapes=tuple(shape_from_proto(s) for s in lst("input_shapes").shape),
+        output_names=tuple(s.decode() for s in lst("output_names").s),
+        output_dtypes=tuple(lst("output_dtypes").type),
+        output_shapes=tuple(shape_from_proto(s) for s in lst("output_shapes").shape),
+        executable=attrs["executable"].s if "executable" in attrs else b"",
+        input_batch_axis=tuple(lst("input_batch_axis").i),
+        output_batch_axis=tuple(lst("output_batch_axis").i),
+        model_config=tuple(lst("model_config").i),
+        private={k: attrs[k] for k in sorted(attrs) if k not in known},
+    )
+
+
+def model_config(*, global_cores: int, this_cores: int, neuron_op_count: int,
+                 executable_bytes: int) -> tuple[int, int, int, int]:
+    """``[global_opt_num_cores, this_opt_num_cores, max_num_duplicates, timeout_s]``."""
+    duplicates = 64 if neuron_op_count == 1 else 1
+    timeout = max(10, int(executable_bytes / 1e8))
+    return (global_cores, this_cores, duplicates, timeout)
+
+
+def int_attr(value: int) -> Any:
+    return proto.AttrValue(i=int(value))

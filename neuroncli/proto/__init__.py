@@ -1,0 +1,149 @@
+"""TensorFlow's protobuf message classes, without importing TensorFlow.
+
+Importing ``tensorflow.core.protobuf.saved_model_pb2`` runs ``tensorflow/__init__.py`` (about
+3-5 s).  The installed wheel ships no ``.proto`` files, but every generated ``*_pb2.py`` embeds
+its serialized ``FileDescriptorProto`` as the argument of ``AddSerializedFile``.  We read those
+bytes with :mod:`ast` (never executing TensorFlow's code), add them to protobuf's *default*
+descriptor pool under TensorFlow's own file names, and build message classes from the pool.
+
+Because the pool and the file names are the ones TensorFlow uses, importing TensorFlow later
+adds byte-identical files (a no-op) and ``tf.compat.v1.GraphDef is proto.GraphDef`` holds: the
+same classes serve both worlds.  If TensorFlow is already imported we simply reuse its modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+from types import SimpleNamespace
+
+from google.protobuf import descriptor_pool, message_factory
+
+__all__ = [
+    "SavedModel", "MetaGraphDef", "SignatureDef", "TensorInfo", "GraphDef", "NodeDef",
+    "AttrValue", "TensorProto", "TensorShapeProto", "FunctionDef", "FunctionDefLibrary",
+    "DataType", "dtype_name", "dtype_size",
+]
+
+# The root files we need; their imports pull in the rest of the closure (19 files).
+_ROOTS = (
+    "tensorflow.core.protobuf.saved_model_pb2",
+    "tensorflow.core.framework.graph_pb2",
+)
+_MESSAGES = {
+    "SavedModel": "tensorflow.SavedModel",
+    "MetaGraphDef": "tensorflow.MetaGraphDef",
+    "SignatureDef": "tensorflow.SignatureDef",
+    "TensorInfo": "tensorflow.TensorInfo",
+    "GraphDef": "tensorflow.GraphDef",
+    "NodeDef": "tensorflow.NodeDef",
+    "AttrValue": "tensorflow.AttrValue",
+    "TensorProto": "tensorflow.TensorProto",
+    "TensorShapeProto": "tensorflow.TensorShapeProto",
+    "FunctionDef": "tensorflow.FunctionDef",
+    "FunctionDefLibrary": "tensorflow.FunctionDefLibrary",
+    "AssetFileDef": "tensorflow.AssetFileDef",
+}
+_lock = threading.Lock()
+_classes: SimpleNamespace | None = None
+
+
+class ProtoUnavailable(RuntimeError):
+    """TensorFlow's generated protobuf modules could not be found or read."""
+
+
+def _tensorflow_site() -> str:
+    spec = importlib.util.find_spec("tensorflow")  # locates, does not import
+    if spec is None or not spec.submodule_search_locations:
+        raise ProtoUnavailable("tensorflow is not installed: run `make install`")
+    return os.path.dirname(list(spec.submodule_search_locations)[0])
+
+
+def _read_descriptor(path: str) -> tuple[bytes, list[str]]:
+    """The serialized FileDescriptorProto of one ``*_pb2.py`` and the modules it imports."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), filename=path)
+    blob: bytes | None = None
+    deps: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            deps.extend(f"{node.module}.{alias.name}" for alias in node.names
+                        if alias.name.endswith("_pb2"))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            call = node.value
+            if getattr(call.func, "attr", "") == "AddSerializedFile" and call.args:
+                value = call.args[0]
+                if isinstance(value, ast.Constant) and isinstance(value.value, bytes):
+                    blob = value.value
+    if blob is None:
+        raise ProtoUnavailable(f"no serialized descriptor found in {path}")
+    return blob, deps
+
+
+def _load_closure(site: str, module: str, done: set[str]) -> None:
+    if module in done:
+        return
+    done.add(module)
+    if module.startswith("google.protobuf"):
+        importlib.import_module(module)  # protobuf's own well-known types: cheap, no TF
+        return
+    path = os.path.join(site, *module.split(".")) + ".py"
+    blob, deps = _read_descriptor(path)
+    for dep in deps:
+        _load_closure(site, dep, done)
+    descriptor_pool.Default().AddSerializedFile(blob)
+
+
+def _build() -> SimpleNamespace:
+    pool = descriptor_pool.Default()
+    if "tensorflow" not in sys.modules:
+        site = _tensorflow_site()
+        done: set[str] = set()
+        for root in _ROOTS:
+            _load_closure(site, root, done)
+    else:  # TensorFlow is loaded: its pb2 modules are already in the pool.
+        for root in _ROOTS:
+            importlib.import_module(root)
+    ns = SimpleNamespace()
+    for attr, full_name in _MESSAGES.items():
+        setattr(ns, attr, message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name)))
+    ns.DataType = pool.FindEnumTypeByName("tensorflow.DataType")
+    return ns
+
+
+def _get() -> SimpleNamespace:
+    global _classes
+    if _classes is None:
+        with _lock:
+            if _classes is None:
+                _classes = _build()
+    return _classes
+
+
+def __getattr__(name: str):  # PEP 562: build the classes on first use only
+    if name in _MESSAGES or name == "DataType":
+        return getattr(_get(), name)
+    raise AttributeError(name)
+
+
+# Byte sizes of the dtypes we account memory for; others count as 4.
+_DTYPE_SIZES = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 9: 8, 10: 1, 14: 2, 17: 2, 19: 2, 22: 4, 23: 8}
+
+
+def dtype_name(dtype: int) -> str:
+    """``DT_FLOAT`` -> ``float32``-style short names, for reports."""
+    enum = _get().DataType
+    value = enum.values_by_number.get(int(dtype))
+    if value is None:
+        return f"dtype({dtype})"
+    short = value.name.removeprefix("DT_").lower()
+    return {"float": "float32", "double": "float64", "half": "float16"}.get(short, short)
+
+
+def dtype_size(dtype: int) -> int:
+    """Bytes per element of a DataType value (4 when unknown)."""
+    return _DTYPE_SIZES.get(int(dtype) % 100, 4)

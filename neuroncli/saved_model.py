@@ -1,0 +1,122 @@
+"""``neuroncli.saved_model``: AWS's ``tfn.saved_model.compile``, argument for argument.
+
+``compile`` returns the operator counts (``OnNeuronRatio`` and the three logged numbers);
+``compile_with_report`` returns the full :class:`~neuroncli.compiler.report.CompileReport`
+the ``neuron-compile`` command prints.  Both validate every argument before any work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Iterable, Mapping
+
+from neuroncli.compiler.flags import resolve_flags
+from neuroncli.compiler.options import DEFAULT_MINIMUM_SEGMENT_SIZE, CompileOptions
+from neuroncli.errors import UserError
+
+log = logging.getLogger("neuroncli")
+
+__all__ = ["compile", "compile_with_report", "make_options", "parse_input_shapes", "load_npz"]
+
+
+def make_options(*, batch_size: int = 1, model_shape_feed_dict: Mapping | None = None,
+                 model_feed_dict: Mapping | None = None, tags: Iterable[str] | None = None,
+                 signature_def_key: str | None = None, minimum_segment_size: int | None = None,
+                 no_fuse_ops: Iterable[str] | None = None,
+                 force_fuse_ops: Iterable[str] | None = None,
+                 compiler_args: Iterable[str] | str | None = None,
+                 compiler_workdir: str | None = None, must_compile: bool = False,
+                 force: bool = False, jobs: int = 2) -> CompileOptions:
+    """Build validated :class:`CompileOptions` from AWS-style arguments."""
+    flags = resolve_flags(compiler_args)
+    if must_compile and not flags.must_compile:
+        from dataclasses import replace
+        flags = replace(flags, must_compile=True)
+    shapes = {str(k): tuple(int(d) for d in v) for k, v in (model_shape_feed_dict or {}).items()}
+    feed = None
+    if model_feed_dict is not None:
+        import numpy as np
+        feed = {str(k): np.asarray(v) for k, v in model_feed_dict.items()}
+    if isinstance(tags, str):
+        tags = [tags]
+    return CompileOptions(
+        batch_size=batch_size, input_shapes=shapes, feed=feed,
+        tags=tuple(tags) if tags is not None else None, signature_def_key=signature_def_key,
+        minimum_segment_size=(DEFAULT_MINIMUM_SEGMENT_SIZE if minimum_segment_size is None
+                              else minimum_segment_size),
+        no_fuse_ops=tuple(sorted(set(no_fuse_ops or ()))),
+        force_fuse_ops=tuple(sorted(set(force_fuse_ops or ()))), flags=flags,
+        compiler_workdir=compiler_workdir, force=force, jobs=jobs)
+
+
+def compile_with_report(model_dir: str | os.PathLike, new_model_dir: str | os.PathLike,
+                        options: CompileOptions,
+                        progress: Callable[[str, int, int], None] | None = None) -> Any:
+    """Compile and return the full report."""
+    from neuroncli.compiler.pipeline import compile_saved_model
+    report = compile_saved_model(os.fspath(model_dir), os.fspath(new_model_dir), options,
+                                 progress)
+    counts = report.counts
+    log.info("Number of operations in TensorFlow session: %d", report.ops_session)
+    log.info("Number of operations after tf.neuron optimizations: %d", counts.graph_nodes)
+    log.info("Number of operations placed on Neuron runtime: %d", counts.on_neuron)
+    if counts.low:
+        log.warning("only %.1f%% of the operations run on the NeuronCore (OnNeuronRatio "
+                    "%.4f); most of the model will run on the CPU", 100 * counts.ratio,
+                    counts.ratio)
+    return report
+
+
+def compile(model_dir: str | os.PathLike, new_model_dir: str | os.PathLike,  # noqa: A001
+            batch_size: int = 1, model_shape_feed_dict: Mapping | None = None,
+            model_feed_dict: Mapping | None = None, tags: Iterable[str] | None = None,
+            signature_def_key: str | None = None, minimum_segment_size: int | None = None,
+            no_fuse_ops: Iterable[str] | None = None,
+            compiler_args: Iterable[str] | str | None = None,
+            compiler_workdir: str | None = None, *,
+            force_fuse_ops: Iterable[str] | None = None, force: bool = False) -> dict:
+    """Compile a SavedModel for NeuronCores, like ``tfn.saved_model.compile``.
+
+    Returns ``{'OnNeuronRatio': ratio, ...}`` with the operator counts.  Raises
+    :class:`neuroncli.errors.UserError` (a ``ValueError``) for bad arguments or models.
+    """
+    options = make_options(
+        batch_size=batch_size, model_shape_feed_dict=model_shape_feed_dict,
+        model_feed_dict=model_feed_dict, tags=tags, signature_def_key=signature_def_key,
+        minimum_segment_size=minimum_segment_size, no_fuse_ops=no_fuse_ops,
+        force_fuse_ops=force_fuse_ops, compiler_args=compiler_args,
+        compiler_workdir=compiler_workdir, force=force)
+    return compile_with_report(model_dir, new_model_dir, options).counts_dict()
+
+
+def parse_input_shapes(values: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """``["x=1,224,224,3"]`` -> ``{"x": (1, 224, 224, 3)}``; clear errors otherwise."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in values:
+        name, sep, dims = value.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--input-shape {value!r} is not NAME=D0,D1,...: e.g. "
+                            "--input-shape input_1=1,224,224,3")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip() != "") if dims else ()
+        except ValueError:
+            raise UserError(f"--input-shape {value!r}: dimensions must be integers "
+                            "separated by commas") from None
+        if any(d < 1 for d in shape):
+            raise UserError(f"--input-shape {value!r}: dimensions must be positive")
+        shapes[name.strip()] = shape
+    return shapes
+
+
+def load_npz(path: str) -> dict[str, Any]:
+    """Read an ``.npz`` of example inputs (no pickles)."""
+    import numpy as np
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file: pass an .npz made with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in sorted(data.files)}
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc}): write it with "
+                        "numpy.savez") from None
