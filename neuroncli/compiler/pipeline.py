@@ -51,9 +51,10 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
     frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature)
     shaped = proto.GraphDef()
     shaped.CopyFrom(frozen.graph_def)
+    _strip_colocation(shaped)
     shapes.set_placeholder_shapes(shaped, frozen.inputs, prep.input_shapes)
     graph = graph_from_graphdef(shaped)
-    shapes.annotate(graph, shaped)
+    shapes.annotate(graph, shaped, _feed_by_tensor(frozen, options))
     policy = default_policy(no_fuse_ops=options.no_fuse_ops,
                             force_fuse_ops=options.force_fuse_ops)
     plan = partition(graph, policy, minimum_segment_size=options.minimum_segment_size,
@@ -75,6 +76,27 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
                         signature_key=prep.signature_key, frozen=frozen, plan=plan,
                         results=results, names=names, fused=fused,
                         seconds=time.perf_counter() - started)
+
+
+def _strip_colocation(graph_def: Any) -> None:
+    """Drop ``_class`` (``loc:@node``) hints: they name nodes that fusing removes or renames,
+    and a frozen inference graph on one host has nothing to colocate."""
+    for node in graph_def.node:
+        if "_class" in node.attr:
+            del node.attr["_class"]
+
+
+def _feed_by_tensor(frozen: FrozenGraph, options: CompileOptions) -> dict[str, Any] | None:
+    if not options.feed:
+        return None
+    by_key = {k: frozen.inputs[k] for k in frozen.inputs}
+    by_node = {v.split(":")[0]: v for v in frozen.inputs.values()}
+    feed = {}
+    for name, value in options.feed.items():
+        tensor = by_key.get(name) or by_node.get(name.split(":")[0])
+        if tensor is not None:
+            feed[tensor] = value
+    return feed
 
 
 def _prepare(model_dir: str, new_model_dir: str, options: CompileOptions) -> _Prepared:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from neuroncli.format.counts import LOW_RATIO, OperatorCounts, count_graph
+from neuroncli.format.counts import OperatorCounts, count_graph
 from neuroncli.proto import dtype_name
 
 
@@ -116,28 +116,35 @@ def _shape(shape: tuple | None) -> str:
     return "(" + ",".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def render(report: CompileReport, console: Any, *, max_names: int = 0) -> None:
-    """Print the human report on a rich console."""
+def _tensor_list(tensors: tuple[TensorReport, ...], limit: int = 4) -> str:
+    text = "\n".join(f"{t.dtype}{_shape(t.shape)}" for t in tensors[:limit])
+    return text + (f"\n… {len(tensors) - limit} more" if len(tensors) > limit else "")
+
+
+def _segment_table(segments: tuple[SegmentReport, ...]) -> Any:
     from rich.table import Table
 
+    table = Table(title="Segments (names and full lists: --json)", title_justify="left")
+    for col in ("#", "NeuronOp", "status", "ops", "inputs", "outputs", "op histogram"):
+        table.add_column(col, overflow="fold")
+    for s in segments:
+        status = "compiled" if s.compiled else f"CPU fallback: {s.reason}"
+        hist = ", ".join(f"{op}×{n}" for op, n in list(s.op_histogram.items())[:6])
+        if len(s.op_histogram) > 6:
+            hist += ", …"
+        table.add_row(str(s.index), s.neuron_op or "-", status, str(s.nodes),
+                      _tensor_list(s.inputs), _tensor_list(s.outputs), hist)
+    return table
+
+
+def render(report: CompileReport, console: Any, *, max_names: int = 0) -> None:
+    """Print the human report on a rich console."""
     c = report.counts
     console.print(f"Number of operations in TensorFlow session: {report.ops_session}")
     console.print(f"Number of operations after tf.neuron optimizations: {c.graph_nodes}")
     console.print(f"Number of operations placed on Neuron runtime: {c.on_neuron}")
     if report.segments:
-        table = Table(title="Segments", title_justify="left")
-        for col in ("#", "NeuronOp", "status", "ops", "inputs", "outputs", "op histogram"):
-            table.add_column(col, overflow="fold")
-        for s in report.segments:
-            status = "compiled" if s.compiled else f"[yellow]CPU fallback[/]: {s.reason}"
-            hist = ", ".join(f"{op}×{n}" for op, n in list(s.op_histogram.items())[:6])
-            if len(s.op_histogram) > 6:
-                hist += ", …"
-            table.add_row(str(s.index), s.neuron_op or "-", status, str(s.nodes),
-                          "\n".join(f"{t.name} {t.dtype}{_shape(t.shape)}" for t in s.inputs),
-                          "\n".join(f"{t.name} {t.dtype}{_shape(t.shape)}" for t in s.outputs),
-                          hist)
-        console.print(table)
+        console.print(_segment_table(report.segments))
     if report.cpu_nodes:
         console.print("[bold]Nodes on CPU[/], by reason:")
         for reason, names in report.cpu_nodes.items():
@@ -148,6 +155,3 @@ def render(report: CompileReport, console: Any, *, max_names: int = 0) -> None:
     ratio = c.ratio
     console.print(f"OnNeuronRatio: {ratio:.4f} ({100 * ratio:.2f}% of operations on Neuron "
                   f"[{c.on_neuron}/{c.total}])", markup=False)
-    if ratio <= LOW_RATIO:
-        console.print(f"[yellow]warning[/]: only {100 * ratio:.1f}% of the operations run on "
-                      "the NeuronCore; most of the model will run on the CPU")

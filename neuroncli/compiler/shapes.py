@@ -87,19 +87,38 @@ def set_placeholder_shapes(graph_def: Any, tensors: Mapping[str, str],
             attr.dim.add(size=-1 if dim is None else dim)
 
 
-def annotate(graph: Graph, graph_def: Any) -> None:
-    """Fill ``output_dtypes``/``output_shapes`` of every IR node using TensorFlow."""
+def annotate(graph: Graph, graph_def: Any, feed: Mapping[str, Any] | None = None) -> None:
+    """Fill ``output_dtypes``/``output_shapes`` of every IR node using TensorFlow.
+
+    With ``feed`` (placeholder tensor name -> array), tensors whose shape static inference
+    leaves unknown are computed once on those inputs and take their real shapes, as AWS's
+    ``model_feed_dict`` does.
+    """
     tf = import_tf()
     tf_graph = tf.Graph()
     with tf_graph.as_default():
         # proto classes are TensorFlow's own (see neuroncli.proto): no re-serialization
         tf.graph_util.import_graph_def(graph_def, name="")
+    observed = _observed_shapes(tf, tf_graph, feed) if feed else {}
     for op in tf_graph.get_operations():
         node = graph.nodes.get(op.name)
         if node is None:
             continue
         node.output_dtypes = [int(t.dtype.as_datatype_enum) for t in op.outputs]
-        node.output_shapes = [_as_tuple(t.shape) for t in op.outputs]
+        node.output_shapes = [observed.get(t.name, _as_tuple(t.shape)) for t in op.outputs]
+
+
+def _observed_shapes(tf: Any, tf_graph: Any, feed: Mapping[str, Any]) -> dict[str, Shape]:
+    unknown = [t for op in tf_graph.get_operations() if op.type != "Placeholder"
+               for t in op.outputs
+               if not t.shape.is_fully_defined() and t.dtype not in (tf.resource, tf.variant)]
+    if not unknown:
+        return {}
+    feeds = {tf_graph.get_tensor_by_name(name): value for name, value in feed.items()}
+    config = tf.compat.v1.ConfigProto(use_per_session_threads=True)
+    with tf.compat.v1.Session(graph=tf_graph, config=config) as sess:
+        values = sess.run(unknown, feed_dict=feeds)
+    return {t.name: tuple(int(d) for d in getattr(v, "shape", ())) for t, v in zip(unknown, values)}
 
 
 def _as_tuple(shape: Any) -> Shape | None:

@@ -1,0 +1,114 @@
+"""neuron-compile on the bundled fixtures: numerics of the rewrite, determinism, the report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import neuroncli
+from neuroncli.format import neuron_op
+from neuroncli.runtime.reference import run_savedmodel
+from neuroncli.savedmodel import read_saved_model
+from tests.conftest import FIXTURES, script
+from tests.numerics import assert_outputs_close, run_expanded
+
+CASES = {
+    # fixture -> extra compile arguments
+    "keras_dense": {},
+    "tf1_conv": {},
+    "strings_dense": {"model_feed_dict": "npz"},
+}
+
+
+def _inputs(name: str) -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / f"{name}.inputs.npz", allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(file.relative_to(path)).encode())
+        h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
+    out = {}
+    for name, extra in CASES.items():
+        kwargs = {}
+        inputs = _inputs(name)
+        if extra.get("model_feed_dict") == "npz":
+            kwargs["model_feed_dict"] = inputs
+        else:
+            kwargs["batch_size"] = next(iter(inputs.values())).shape[0]
+        target = tmp_path_factory.mktemp(name) / "compiled"
+        counts = neuroncli.saved_model.compile(FIXTURES / name, target, **kwargs)
+        out[name] = (target, counts)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_expanded_compiled_graph_matches_original(compiled: dict, name: str) -> None:
+    inputs = _inputs(name)
+    expected = run_savedmodel(FIXTURES / name, inputs)
+    actual = run_expanded(str(compiled[name][0]), inputs)
+    assert_outputs_close(expected, actual, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_fixture_gets_a_neuron_op(compiled: dict, name: str) -> None:
+    path, counts = compiled[name]
+    graph_def = read_saved_model(path).saved_model.meta_graphs[0].graph_def
+    ops = [n for n in graph_def.node if n.op == neuron_op.NEURON_OP]
+    assert counts["neuron_ops"] == len(ops) >= 1
+    for node in ops:
+        spec = neuron_op.from_attrs(node.attr)
+        assert spec.executable and spec.graph_def
+        data_inputs = [i for i in node.input if not i.startswith("^")]
+        assert len(spec.input_names) == len(data_inputs) == len(spec.input_dtypes)
+        assert spec.model_config[1] == 1 and spec.model_config[2] in (1, 64)
+        assert node.name.startswith("neuron_op_")
+    assert 0.0 < counts["OnNeuronRatio"] <= 1.0
+
+
+def test_input_directory_is_untouched(tmp_path: Path) -> None:
+    before = _tree_digest(FIXTURES / "tf1_conv")
+    neuroncli.saved_model.compile(FIXTURES / "tf1_conv", tmp_path / "out")
+    assert _tree_digest(FIXTURES / "tf1_conv") == before
+
+
+def test_compiling_twice_gives_identical_bytes(tmp_path: Path) -> None:
+    for run in ("a", "b"):
+        subprocess.run([script("neuron-compile"), str(FIXTURES / "keras_dense"),
+                        str(tmp_path / run), "-q"], check=True)
+    assert (tmp_path / "a" / "saved_model.pb").read_bytes() == \
+        (tmp_path / "b" / "saved_model.pb").read_bytes()
+
+
+def test_json_report_has_the_documented_keys(tmp_path: Path) -> None:
+    out = subprocess.run([script("neuron-compile"), str(FIXTURES / "keras_dense"),
+                          str(tmp_path / "o"), "--json"], capture_output=True, text=True,
+                         check=True)
+    doc = json.loads(out.stdout)
+    for key in ("OnNeuronRatio", "neuron_ops", "ops_total", "ops_on_neuron", "segments",
+                "cpu_nodes"):
+        assert key in doc
+    assert doc["ops_on_neuron"] / doc["ops_total"] == pytest.approx(doc["OnNeuronRatio"])
+    assert "PASSED" in out.stderr
+
+
+def test_human_report_lists_counts_and_cpu_nodes(tmp_path: Path) -> None:
+    out = subprocess.run([script("neuron-compile"), str(FIXTURES / "tf1_conv"),
+                          str(tmp_path / "o")], capture_output=True, text=True, check=True)
+    assert "Number of operations in TensorFlow session:" in out.stdout
+    assert "Number of operations after tf.neuron optimizations:" in out.stdout
+    assert "Number of operations placed on Neuron runtime:" in out.stdout
+    assert "signature input (2): bias_map, image" in out.stdout
+    assert "OnNeuronRatio:" in out.stdout

@@ -1,0 +1,93 @@
+"""OnNeuronRatio and the operator counts, checked against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuroncli import proto
+from neuroncli.format import counts, neuron_op
+
+
+def _segment(n_ops: int, n_placeholders: int) -> bytes:
+    inner = proto.GraphDef()
+    for i in range(n_placeholders):
+        inner.node.add(name=f"input{i}", op="Placeholder")
+    for i in range(n_ops):
+        inner.node.add(name=f"op{i}", op="Relu")
+    return inner.SerializeToString()
+
+
+def _neuron_node(graph_def: object, name: str, inner: bytes, compiled: bool = True) -> None:
+    node = graph_def.node.add(name=name, op=neuron_op.NEURON_OP)
+    node.attr["graph_def"].s = inner
+    node.attr["executable"].s = b"program" if compiled else b""
+
+
+def test_empty_graph_has_ratio_zero_not_a_division_error() -> None:
+    c = counts.count_graph(proto.GraphDef())
+    assert (c.graph_nodes, c.neuron_ops, c.on_neuron, c.total, c.ratio) == (0, 0, 0, 0, 0.0)
+
+
+def test_no_supported_op() -> None:
+    # x -> StringSplit -> Identity : nothing compiled
+    g = proto.GraphDef()
+    for name, op in (("x", "Placeholder"), ("split", "StringSplit"), ("out", "Identity")):
+        g.node.add(name=name, op=op)
+    c = counts.count_graph(g)
+    assert (c.on_neuron, c.total, c.ratio) == (0, 3, 0.0)
+    assert c.low
+
+
+def test_every_op_supported() -> None:
+    # x -> NeuronOp(5 ops, 1 placeholder): on_neuron 5, total 2 + 5 - 1 = 6
+    g = proto.GraphDef()
+    g.node.add(name="x", op="Placeholder")
+    _neuron_node(g, "neuron_op_a", _segment(5, 1))
+    c = counts.count_graph(g)
+    assert (c.graph_nodes, c.neuron_ops, c.on_neuron, c.total) == (2, 1, 5, 6)
+    assert c.ratio == pytest.approx(5 / 6)
+
+
+def test_mixed_graph_and_uncompiled_neuron_op() -> None:
+    # x, y -> NeuronOp A (7 ops, 2 ph) -> cast(CPU) -> NeuronOp B (3 ops, 1 ph) ; C uncompiled
+    g = proto.GraphDef()
+    g.node.add(name="x", op="Placeholder")
+    g.node.add(name="y", op="Placeholder")
+    _neuron_node(g, "a", _segment(7, 2))
+    g.node.add(name="cast", op="AsString")
+    _neuron_node(g, "b", _segment(3, 1))
+    _neuron_node(g, "c", _segment(4, 1), compiled=False)
+    c = counts.count_graph(g)
+    # nodes 6; on_neuron 7 + 3 = 10; compiled NeuronOps 2; total 6 + 10 - 2 = 14
+    assert (c.graph_nodes, c.neuron_ops, c.on_neuron, c.total) == (6, 2, 10, 14)
+    assert c.ratio == pytest.approx(10 / 14)
+    assert not c.low
+
+
+def test_ratio_at_threshold_warns() -> None:
+    # 3 on neuron of 10 total -> 0.3 is "low" (at or below)
+    g = proto.GraphDef()
+    for i in range(7):
+        g.node.add(name=f"cpu{i}", op="StringSplit")
+    _neuron_node(g, "n", _segment(3, 1))  # 8 nodes + 3 - 1 = 10
+    c = counts.count_graph(g)
+    assert (c.on_neuron, c.total) == (3, 10)
+    assert c.low
+
+
+def test_meta_graph_counts_neuron_ops_in_library_functions() -> None:
+    mg = proto.MetaGraphDef()
+    mg.graph_def.node.add(name="x", op="Placeholder")
+    mg.graph_def.node.add(name="call", op="StatefulPartitionedCall")
+    fn = mg.graph_def.library.function.add()
+    fn.signature.name = "inference"
+    fn.node_def.add(name="pre", op="Cast")
+    node = fn.node_def.add(name="neuron_op_f", op=neuron_op.NEURON_OP)
+    node.attr["graph_def"].s = _segment(4, 1)
+    node.attr["executable"].s = b"p"
+    plain = mg.graph_def.library.function.add()  # an uncompiled copy is not counted
+    plain.signature.name = "original"
+    plain.node_def.add(name="relu", op="Relu")
+    c = counts.count_meta_graph(mg)
+    # graph: 2 nodes; function: 2 nodes, 1 NeuronOp with 4 ops
+    assert (c.graph_nodes, c.neuron_ops, c.on_neuron, c.total) == (4, 1, 4, 7)

@@ -1,0 +1,53 @@
+"""Protobuf-only paths must never import TensorFlow's runtime (it costs seconds)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _modules_after(code: str) -> str:
+    probe = code + "\nimport sys\nprint('TF' if 'tensorflow' in sys.modules else 'NOTF')"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_import_neuroncli_leaves_tensorflow_out() -> None:
+    assert _modules_after("import neuroncli, neuroncli.saved_model") == "NOTF"
+
+
+def test_proto_classes_are_tensorflows_own_once_it_loads() -> None:
+    code = ("from neuroncli import proto\n"
+            "import sys\nassert 'tensorflow' not in sys.modules\n"
+            "g = proto.GraphDef(); g.node.add(name='a', op='Const')\n"
+            "import tensorflow as tf\n"
+            "assert tf.compat.v1.GraphDef is proto.GraphDef\n"
+            "from tensorflow.core.protobuf import saved_model_pb2\n"
+            "assert saved_model_pb2.SavedModel is proto.SavedModel")
+    assert _modules_after(code) == "TF"
+
+
+@pytest.mark.parametrize("argv", [
+    ["neuron", "--help"],
+    ["neuron-compile", "--help"],
+    ["neuron", "compile", "--help"],
+])
+def test_help_does_not_import_tensorflow(argv: list[str]) -> None:
+    code = ("import sys, runpy\n"
+            f"sys.argv = {argv!r}\n"
+            "from neuroncli.cli.main import neuron\n"
+            "from neuroncli.cli.compile import main\n"
+            "try:\n"
+            "    (neuron if sys.argv[0] == 'neuron' else main)()\n"
+            "except SystemExit:\n"
+            "    pass")
+    assert _modules_after(code) == "NOTF"
+    # and the installed console script itself works
+    out = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage" in out.stdout
