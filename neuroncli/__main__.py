@@ -1,6 +1,6 @@
 """``python -m neuroncli`` is the ``neuron`` command."""
 
-from neuroncli.cli.main import neuron
+from neuroncli.cli.main import main
 
 if __name__ == "__main__":
-    neuron(prog_name="neuron")
+    main()

@@ -2,8 +2,9 @@
 
 Commands are thin: parse arguments, call the library, print.  :func:`run` turns a
 :class:`~neuroncli.errors.UserError` into one line on stderr and its exit code (the traceback
-only with ``-v``), Ctrl-C into exit 130 with one line, and ends with a status line
-``PASSED | 2.41 s | neuron-compile ...`` on stderr.  Results go to stdout; ``NO_COLOR`` is
+only with ``-v``), Ctrl-C into exit 130 with one line, and ends a successful run with a status line
+``PASSED | 2.41 s | neuron-compile ...`` on stderr.  :func:`invoke` does the same for click's
+usage errors (exit 2, one line).  Results go to stdout; ``NO_COLOR`` is
 honoured by rich itself.
 """
 
@@ -79,11 +80,30 @@ def run(body: Callable[[], int | None], *, verbose: int = 0, quiet: bool = False
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = EXIT_OK
-    if status and not quiet:
-        word = "PASSED" if code == EXIT_OK else "FAILED"
-        click.echo(f"{word} | {time.perf_counter() - started:.2f} s | {command_line()}",
+    # A failure is exactly one line on stderr (the error); success ends with a status line.
+    if status and not quiet and code == EXIT_OK:
+        click.echo(f"PASSED | {time.perf_counter() - started:.2f} s | {command_line()}",
                    err=True)
     sys.exit(code)
+
+
+def invoke(cmd: click.Command, prog_name: str) -> None:
+    """Console-script entry: click's usage errors as one line and exit code 2."""
+    try:
+        cmd.main(prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted: nothing was written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else prog_name
+        click.echo(f"error: {exc.format_message()} (see {where} --help)", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(EXIT_OK)
 
 
 def command(func: Callable) -> Callable:

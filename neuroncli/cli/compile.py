@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from neuroncli.cli.common import command, progress_callback, stdout_console, verbosity_options
+from neuroncli.cli.common import (
+    command, invoke, progress_callback, stdout_console, verbosity_options,
+)
 
 _HELP = """Compile the SavedModel in MODEL_DIR for NeuronCores into NEW_MODEL_DIR.
 
@@ -93,4 +95,4 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
 
 def main() -> None:
     """Console script ``neuron-compile``."""
-    compile_command(prog_name="neuron-compile")
+    invoke(compile_command, "neuron-compile")

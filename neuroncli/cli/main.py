@@ -40,3 +40,9 @@ class LazyGroup(click.Group):
 def neuron() -> None:
     """neuroncli: compile TensorFlow SavedModels for AWS NeuronCores and check them on a
     simulated NeuronCore runtime, without Neuron hardware."""
+
+
+def main() -> None:
+    """Console script ``neuron``."""
+    from neuroncli.cli.common import invoke
+    invoke(neuron, "neuron")
