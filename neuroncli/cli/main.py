@@ -14,6 +14,11 @@ import click
 SUBCOMMANDS = {
     "compile": ("neuroncli.cli.compile:compile_command",
                 "Compile a SavedModel into a Neuron SavedModel."),
+    "auto-multicore": ("neuroncli.cli.auto_multicore:auto_multicore_command",
+                       "Tag every NeuronOp for replication over N cores."),
+    "place": ("neuroncli.cli.place:place_command", "Pin a compiled model to NeuronCores."),
+    "inspect": ("neuroncli.cli.inspect:inspect_command",
+                "Show tag sets, signatures, counts and NeuronOps of a model."),
 }
 
 

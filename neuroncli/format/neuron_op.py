@@ -8,7 +8,7 @@ IR (:class:`neuroncli.graph.Node`) and a ``NodeDef`` hold.  Protobuf only, no Te
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from neuroncli import proto
 
@@ -117,3 +117,20 @@ def model_config(*, global_cores: int, this_cores: int, neuron_op_count: int,
 
 def int_attr(value: int) -> Any:
     return proto.AttrValue(i=int(value))
+
+
+def iter_neuron_op_nodes(meta_graph: Any) -> Iterator[tuple[str, Any]]:
+    """Every NeuronOp ``NodeDef`` of a meta graph, with where it lives.
+
+    ``("graph", node)`` for top-level nodes, ``("function:<name>", node)`` for nodes inside
+    library functions (where AWS's TF2 models keep them).  Order: graph first, then functions
+    sorted by name, nodes in stored order: deterministic.
+    """
+    for node in meta_graph.graph_def.node:
+        if node.op == NEURON_OP:
+            yield "graph", node
+    functions = sorted(meta_graph.graph_def.library.function, key=lambda f: f.signature.name)
+    for function in functions:
+        for node in function.node_def:
+            if node.op == NEURON_OP:
+                yield f"function:{function.signature.name}", node

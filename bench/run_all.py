@@ -1,0 +1,52 @@
+"""``make bench``: run every benchmark and print one table (figure, goal, measured, ratio,
+pass/short) with the machine's CPU count.  Each ``bench/bench_*.py`` exposes ``run()``
+returning rows ``{"figure", "goal", "measured", "ratio", "passed"}``.
+
+``python bench/run_all.py [--only compile,partition]``.  Exit code 0 even when a goal is short:
+benchmarks inform, they do not gate (these machines are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+BENCHES = ["partition", "compile", "runtime", "rewrite", "trace"]
+
+
+def _available(name: str) -> bool:
+    return (ROOT / "bench" / f"bench_{name}.py").exists()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="comma-separated subset of " + ",".join(BENCHES))
+    args = parser.parse_args()
+    chosen = [b for b in BENCHES if _available(b) and (not args.only or b in args.only.split(","))]
+    rows: list[dict] = []
+    started = time.perf_counter()
+    for name in chosen:
+        print(f"running bench_{name} ...", file=sys.stderr, flush=True)
+        module = importlib.import_module(f"bench_{name}")
+        for row in module.run():
+            rows.append({"bench": name, **row})
+    print(f"neuroncli benchmarks on {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()} ({time.perf_counter() - started:.0f} s)")
+    print(f"{'bench':10} {'figure':52} {'goal':18} {'measured':>14} {'ratio':>8}  result")
+    for r in rows:
+        print(f"{r['bench']:10} {r['figure']:52} {r['goal']:18} {r['measured']:>14} "
+              f"{r['ratio']:>8}  {'pass' if r['passed'] else 'SHORT'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""``neuron-place MODEL_DIR --new_model_dir DIR (--start-nc S --nc-count C | --multicore)``."""
+
+from __future__ import annotations
+
+import click
+
+from neuroncli.cli.common import command, invoke, verbosity_options
+
+_HELP = """Pin the compiled model in MODEL_DIR to NeuronCores, writing NEW_MODEL_DIR.
+
+--start-nc S: first core relative to the visible ones (-1: the least-used core at load).
+--nc-count C: -1 exactly one core, C > 1 replicates over C cores.  --multicore: every visible
+core.  The runtime honours the placement at load.  Exit codes: 0 ok, 1 error, 2 usage."""
+
+
+@click.command("place", help=_HELP)
+@click.argument("model_dir", type=click.Path())
+@click.option("--new_model_dir", "--new-model-dir", "new_model_dir", required=True,
+              type=click.Path(), help="Where to write the placed model.")
+@click.option("--start-nc", "--start_nc", "start_nc", type=click.IntRange(min=-1),
+              default=None, help="First core (>= 0), or -1 for the least-used core.")
+@click.option("--nc-count", "--nc_count", "nc_count", type=click.IntRange(min=-1),
+              default=None, help="-1 for exactly one core, or the number of cores (>= 1).")
+@click.option("--multicore", is_flag=True, help="Replicate onto every visible core.")
+@click.option("--force", is_flag=True, help="Replace NEW_MODEL_DIR if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@verbosity_options
+@command
+def place_command(model_dir: str, new_model_dir: str, start_nc: int | None,
+                  nc_count: int | None, multicore: bool, force: bool, as_json: bool,
+                  verbose: int, quiet: bool) -> int:
+    from neuroncli.rewrite import Placement, place_saved_model
+
+    placement = Placement.from_options(start_nc, nc_count, multicore)
+    report = place_saved_model(model_dir, new_model_dir, placement, force=force)
+    if as_json:
+        click.echo(report.to_json())
+    elif not quiet:
+        for meta in report.meta_graphs:
+            click.echo(f"meta graph {{{','.join(meta.tags)}}}: {meta.neuron_ops} NeuronOp(s) "
+                       f"placed on {meta.detail.get('placement', '-')}")
+    return 0
+
+
+def main() -> None:
+    """Console script ``neuron-place``."""
+    invoke(place_command, "neuron-place")

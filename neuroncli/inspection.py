@@ -1,0 +1,157 @@
+"""``neuron-inspect``: what a (compiled) SavedModel holds, from its protobuf alone.
+
+Tag sets, signatures, operator counts and ``OnNeuronRatio``, and one row per NeuronOp (inputs
+and outputs with dtypes and shapes, executable size, ``model_config``, replicas, placement,
+batch axes).  Reads this project's models and AWS-style ones (NeuronOps in library functions).
+Never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from neuroncli.errors import UserError
+from neuroncli.format import executable as exe
+from neuroncli.format.counts import count_meta_graph
+from neuroncli.format.neuron_op import (
+    ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, from_attrs, iter_neuron_op_nodes,
+)
+from neuroncli.proto import dtype_name
+from neuroncli.savedmodel import read_saved_model
+
+DEFAULT_REPLICAS = 4  # AWS: a single-NeuronOp model is copied onto up to 4 visible cores
+
+
+@dataclass(frozen=True)
+class TensorDesc:
+    name: str
+    dtype: str
+    shape: tuple | None
+
+
+@dataclass(frozen=True)
+class NeuronOpDesc:
+    """One NeuronOp.  ``replicas`` is what the runtime will load: a number or a rule."""
+
+    name: str
+    location: str
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...]
+    executable_bytes: int
+    compiled: bool
+    model_config: tuple[int, ...]
+    replicas: str
+    placement: str
+    input_batch_axis: tuple[int, ...]
+    output_batch_axis: tuple[int, ...]
+    program: dict
+
+
+@dataclass(frozen=True)
+class MetaGraphDesc:
+    tags: tuple[str, ...]
+    signatures: dict
+    ops_total: int
+    ops_on_neuron: int
+    graph_nodes: int
+    on_neuron_ratio: float
+    neuron_ops: tuple[NeuronOpDesc, ...]
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    model_dir: str
+    saved_model_bytes: int
+    meta_graphs: tuple[MetaGraphDesc, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def _shape(msg: Any) -> tuple | None:
+    if msg.unknown_rank:
+        return None
+    return tuple(None if d.size < 0 else int(d.size) for d in msg.dim)
+
+
+def _signatures(meta_graph: Any) -> dict:
+    out = {}
+    for key in sorted(meta_graph.signature_def):
+        sig = meta_graph.signature_def[key]
+        out[key] = {kind: {k: asdict(TensorDesc(getattr(sig, kind)[k].name,
+                                                dtype_name(getattr(sig, kind)[k].dtype),
+                                                _shape(getattr(sig, kind)[k].tensor_shape)))
+                           for k in sorted(getattr(sig, kind))}
+                    for kind in ("inputs", "outputs")}
+        out[key]["method_name"] = sig.method_name
+    return out
+
+
+def _replicas(node: Any, op_count: int) -> str:
+    if ATTR_AUTO_MULTICORE in node.attr:
+        return str(node.attr[ATTR_AUTO_MULTICORE].i)
+    if op_count == 1:
+        return f"default (up to {DEFAULT_REPLICAS})"
+    return "1"
+
+
+def _placement(node: Any) -> str:
+    if ATTR_START_NC not in node.attr and ATTR_NC_COUNT not in node.attr:
+        return "default"
+    start = node.attr[ATTR_START_NC].i if ATTR_START_NC in node.attr else -1
+    count = node.attr[ATTR_NC_COUNT].i if ATTR_NC_COUNT in node.attr else -1
+    where = "least-used" if start == -1 else f"nc {start}"
+    if count == 0:
+        return "all visible cores"
+    return f"{where}, {1 if count == -1 else count} core(s)"
+
+
+def _program(data: bytes) -> dict:
+    if not data:
+        return {}
+    try:
+        header, _ = exe.read_header(data)
+    except exe.ExecutableError as exc:
+        return {"error": str(exc)}
+    return {"batch_size": header.batch_size, "pipeline_cores": header.pipeline_cores,
+            "parameter_bytes": header.parameter_bytes, "flops": header.flops,
+            "compiler": header.compiler}
+
+
+def _describe_op(where: str, node: Any, op_count: int) -> NeuronOpDesc:
+    try:
+        spec = from_attrs(node.attr)
+    except ValueError:  # includes UnicodeDecodeError from a corrupt name list
+        raise UserError(f"NeuronOp {node.name!r} ({where}) has corrupt attributes: "
+                        "recompile the model") from None
+    data_inputs = [i for i in node.input if not i.startswith("^")]
+    inputs = tuple(TensorDesc(name, dtype_name(d), s) for name, d, s in
+                   zip(data_inputs, spec.input_dtypes, spec.input_shapes))
+    outputs = tuple(TensorDesc(f"{node.name}:{k}", dtype_name(d), s) for k, (d, s) in
+                    enumerate(zip(spec.output_dtypes, spec.output_shapes)))
+    return NeuronOpDesc(
+        name=node.name, location=where, inputs=inputs, outputs=outputs,
+        executable_bytes=len(spec.executable), compiled=bool(spec.executable),
+        model_config=spec.model_config, replicas=_replicas(node, op_count),
+        placement=_placement(node), input_batch_axis=spec.input_batch_axis,
+        output_batch_axis=spec.output_batch_axis, program=_program(spec.executable))
+
+
+def inspect_saved_model(model_dir: str | os.PathLike) -> InspectReport:
+    """Describe the SavedModel at ``model_dir`` (protobuf only)."""
+    path = os.fspath(model_dir)
+    loaded = read_saved_model(path)
+    metas = []
+    for meta_graph in loaded.saved_model.meta_graphs:
+        nodes = list(iter_neuron_op_nodes(meta_graph))
+        counts = count_meta_graph(meta_graph)
+        metas.append(MetaGraphDesc(
+            tags=tuple(meta_graph.meta_info_def.tags), signatures=_signatures(meta_graph),
+            ops_total=counts.total, ops_on_neuron=counts.on_neuron,
+            graph_nodes=counts.graph_nodes, on_neuron_ratio=counts.ratio,
+            neuron_ops=tuple(_describe_op(w, n, len(nodes)) for w, n in nodes)))
+    size = os.path.getsize(os.path.join(path, "saved_model.pb"))
+    return InspectReport(path, size, tuple(metas))

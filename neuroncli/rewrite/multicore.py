@@ -1,0 +1,60 @@
+"""Auto-multicore: tag every NeuronOp for data-parallel replication over N NeuronCores.
+
+Sets the int attribute ``_automatic_multicore = N`` on every NeuronOp, at top level and inside
+library functions (AWS's TF2 models keep NeuronOps there), in every meta graph.  That attribute
+is the only thing AWS's tool changes.  Unlike AWS's tool, we validate up front: N in 1..64, a
+compiled model, and no program compiled for several pipeline cores (those cannot be
+replicated; the real runtime silently ignores the tag).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuroncli.errors import UserError
+from neuroncli.format.neuron_op import (
+    ATTR_AUTO_MULTICORE, from_attrs, int_attr, iter_neuron_op_nodes,
+)
+from neuroncli.rewrite.rewriter import RewriteReport, rewrite_saved_model
+
+MAX_CORES = 64
+
+
+def check_num_cores(num_cores: Any) -> int:
+    """The replica count, or a clear error naming the valid range."""
+    if isinstance(num_cores, bool) or not isinstance(num_cores, int):
+        raise UserError(f"--num_cores must be an integer from 1 to {MAX_CORES}, "
+                        f"got {num_cores!r}")
+    if not 1 <= num_cores <= MAX_CORES:
+        raise UserError(f"--num_cores must be from 1 to {MAX_CORES}, got {num_cores}: "
+                        "pass the number of NeuronCores to replicate over")
+    return num_cores
+
+
+def check_replicable(meta_graph: Any) -> None:
+    """Refuse programs spanning several pipeline cores: they cannot be replicated."""
+    for where, node in iter_neuron_op_nodes(meta_graph):
+        config = from_attrs(node.attr).model_config
+        if len(config) > 1 and config[1] > 1:
+            raise UserError(f"NeuronOp {node.name!r} ({where}) was compiled for {config[1]} "
+                            "pipeline cores (--neuroncore-pipeline-cores) and cannot be "
+                            "replicated: recompile without pipeline cores to use auto-multicore")
+
+
+def tag_replicas(meta_graph: Any, num_cores: int) -> dict:
+    """Tag every NeuronOp of ``meta_graph`` (in place); returns the summary detail."""
+    check_num_cores(num_cores)
+    check_replicable(meta_graph)
+    tagged = 0
+    for _, node in iter_neuron_op_nodes(meta_graph):
+        node.attr[ATTR_AUTO_MULTICORE].CopyFrom(int_attr(num_cores))
+        tagged += 1
+    return {"tagged": tagged, "replicas": num_cores}
+
+
+def auto_multicore_saved_model(model_dir: str, new_model_dir: str, num_cores: int, *,
+                               force: bool = False) -> RewriteReport:
+    """``tf-neuron-auto-multicore MODEL_DIR --num_cores N --new_model_dir NEW``."""
+    check_num_cores(num_cores)
+    return rewrite_saved_model("tf-neuron-auto-multicore", model_dir, new_model_dir,
+                               lambda mg: tag_replicas(mg, num_cores), force=force)
