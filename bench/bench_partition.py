@@ -1,0 +1,147 @@
+"""Benchmark :func:`neuroncli.partition.partition` on synthetic graphs of 10k, 100k and 1M nodes.
+
+Three shapes, every ``k``-th node unsupported so a per-merge DFS (TF-TRT's segmenter) would go
+quadratic:
+
+* ``chain``: ``x -> n1 -> n2 -> ...``.
+* ``fanout``: ``x -> root``, then every other node reads ``root`` (one node, huge consumer list).
+* ``ladder``: two parallel chains ``a_i`` and ``b_i``; ``b_i`` also reads ``a_{i-1}`` (rungs),
+  joined at the end.
+
+Goals: 100k nodes under 5 s, growth 10k -> 100k at most 12x (CPU time, best of a few runs),
+1M well under a minute.
+Run ``python bench/bench_partition.py [--max-nodes N]``; ``run(max_nodes)`` is the API
+``bench/run_all.py`` uses.  Graph construction is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from neuroncli.graph.ir import Graph, Node  # noqa: E402
+from neuroncli.partition import default_policy, partition  # noqa: E402
+
+SIZES = (10_000, 100_000, 1_000_000)
+REPEATS = 5           # best of REPEATS below 1M nodes: the machine is shared, runs are noisy
+EVERY = 10            # every EVERY-th node is unsupported
+UNSUPPORTED = "CpuOnlyOp"
+FLOAT = [1]
+
+
+def _op(i: int, supported: str) -> str:
+    return UNSUPPORTED if i % EVERY == 0 else supported
+
+
+def chain(n: int) -> Graph:
+    nodes = [Node("x", "Placeholder", output_dtypes=FLOAT)]
+    prev = "x:0"
+    for i in range(1, n):
+        nodes.append(Node(f"n{i}", _op(i, "Relu"), [prev], output_dtypes=FLOAT))
+        prev = f"n{i}:0"
+    return Graph(nodes)
+
+
+def fanout(n: int) -> Graph:
+    nodes = [Node("x", "Placeholder", output_dtypes=FLOAT),
+             Node("root", "Relu", ["x:0"], output_dtypes=FLOAT)]
+    nodes += [Node(f"n{i}", _op(i, "Relu"), ["root:0"], output_dtypes=FLOAT)
+              for i in range(2, n)]
+    return Graph(nodes)
+
+
+def ladder(n: int) -> Graph:
+    nodes = [Node("x", "Placeholder", output_dtypes=FLOAT)]
+    a_prev = b_prev = "x:0"
+    for i in range(1, (n + 1) // 2):
+        a = Node(f"a{i}", _op(2 * i, "Relu"), [a_prev], output_dtypes=FLOAT)
+        b = Node(f"b{i}", _op(2 * i + 1, "AddV2"), [b_prev, a_prev], output_dtypes=FLOAT)
+        nodes += [a, b]
+        a_prev, b_prev = f"a{i}:0", f"b{i}:0"
+    if len(nodes) < n:
+        nodes.append(Node("out", "AddV2", [a_prev, b_prev], output_dtypes=FLOAT))
+    return Graph(nodes)
+
+
+SHAPES: dict[str, Callable[[int], Graph]] = {"chain": chain, "fanout": fanout,
+                                             "ladder": ladder}
+
+
+def _time(graph: Graph, policy: object) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and segment count of one ``partition`` call."""
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    segments = len(partition(graph, policy, minimum_segment_size=2).segments)
+    return time.perf_counter() - wall0, time.process_time() - cpu0, segments
+
+
+def run(max_nodes: int = SIZES[-1]) -> list[dict]:
+    """Time ``partition`` per shape and size; one dict per run.
+
+    Sizes below 1M run REPEATS times, interleaved (10k, 100k, 10k, ...) so both see the same
+    background load, and keep their best time; 1M runs once.
+    """
+    policy = default_policy()
+    rows = []
+    for shape, build in SHAPES.items():
+        best: dict[int, tuple[float, float, int]] = {}
+        graphs = {size: build(size) for size in SIZES if size <= max_nodes and size < 1_000_000}
+        for _ in range(REPEATS):
+            for size, graph in graphs.items():
+                wall, cpu, segments = _time(graph, policy)
+                old = best.get(size, (wall, cpu, segments))
+                best[size] = (min(wall, old[0]), min(cpu, old[1]), segments)
+        del graphs
+        if max_nodes >= 1_000_000:
+            best[1_000_000] = _time(build(1_000_000), policy)
+        for size, (wall, cpu, segments) in sorted(best.items()):
+            rows.append({"bench": "partition", "shape": shape, "nodes": size,
+                         "segments": segments, "seconds": round(wall, 4),
+                         "cpu_seconds": round(cpu, 4), "nodes_per_s": round(size / wall)})
+    return rows
+
+
+def growth(rows: list[dict], shape: str, small: int = 10_000,
+           large: int = 100_000) -> float | None:
+    """How many times more CPU time ``large`` took than ``small`` (10 is linear).
+
+    CPU time, not wall time: on a shared machine, time spent descheduled says nothing about
+    the algorithm.
+    """
+    by_size = {r["nodes"]: r["cpu_seconds"] for r in rows if r["shape"] == shape}
+    if small in by_size and large in by_size and by_size[small] > 0:
+        return by_size[large] / by_size[small]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-nodes", type=int, default=SIZES[-1],
+                        help="skip sizes above this (default %(default)s)")
+    args = parser.parse_args(argv)
+    rows = run(args.max_nodes)
+    print(f"{'shape':<8} {'nodes':>9} {'segments':>9} {'seconds':>9} {'cpu s':>9} "
+          f"{'nodes/s':>10}")
+    for r in rows:
+        print(f"{r['shape']:<8} {r['nodes']:>9} {r['segments']:>9} {r['seconds']:>9.3f} "
+              f"{r['cpu_seconds']:>9.3f} {r['nodes_per_s']:>10}")
+    ok = True
+    for shape in SHAPES:
+        ratio = growth(rows, shape)
+        if ratio is not None:
+            print(f"{shape}: 10k -> 100k growth {ratio:.1f}x (goal <= 12x)")
+            ok &= ratio <= 12
+    slow = [r for r in rows if r["nodes"] == 100_000 and r["seconds"] >= 5]
+    ok &= not slow
+    print(("PASSED" if ok else "FAILED") + " | bench_partition")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Which nodes may run on a NeuronCore: composable rules that always say why.
+
+A rule is any object with ``decide(node) -> Decision``; a refusal carries the reason the
+report prints next to the node.  Small rules (op type, name lists, a user callback) combine
+with :func:`chain` (all must accept; the first refusal's reason wins) and :func:`any_chain`
+(the first acceptance wins).  :func:`default_policy` builds the policy ``neuron-compile``
+uses: ``force_fuse_ops`` overrides everything, then ``no_fuse_ops``, the op set and an
+optional extra rule.
+
+Rules look at one node at a time.  What depends on the neighbourhood (signature inputs,
+tensors of string/int64/double/resource dtype at a segment boundary) is decided in
+:mod:`neuroncli.partition.propose`, which asks :attr:`SupportPolicy.forced` which nodes
+bypass those checks too.  No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+from neuroncli.graph.convert import node_to_nodedef
+from neuroncli.graph.ir import Node
+
+# Operators AWS's compiler accepts by default (shared/NEURON_FORMAT.md, verbatim).
+AWS_DEFAULT_OPS: frozenset[str] = frozenset("""
+Add AddN AddV2 Any AvgPool AvgPool3D BatchMatMul BatchMatMulV2 BatchToSpaceND BiasAdd Cast
+Concat ConcatV2 Const Conv2D Conv2DBackpropInput Conv3D Conv3DBackpropInputV2 Cumsum
+DepthwiseConv2dNative Einsum Elu Erf Exp ExpandDims FakeQuantWithMinMaxVars FusedBatchNorm
+FusedBatchNormV2 FusedBatchNormV3 Greater Identity IdentityN LeakyRelu LogicalAnd LogicalNot
+MatMul Max MaxPool MaxPool3D Maximum Minimum Mean Mul Neg NotEqual Pack Pad Pow RealDiv Relu
+Relu6 Reshape Rsqrt Select SelectV2 Selu Sigmoid Slice Softmax Softplus Softsign SpaceToBatchND
+Split SplitV Sqrt Square SquaredDifference Squeeze StridedSlice Sub Sum Tanh Tile Transpose
+Unpack
+""".split())
+
+# Ops our simulated backend (TensorFlow on CPU, lowered through XLA) handles and that Keras 3
+# or tf.function emit in inference graphs.  Deliberately absent: grappler's runtime-only fused
+# ops (_FusedConv2D, _FusedMatMul, ...), because we partition before grappler rewrites, and
+# anything stateful or random.  TopKV2 is left out too: AWS does not list it and a sort is a
+# poor fit for the device.
+SIMULATOR_EXTRA_OPS: dict[str, str] = {
+    "Erfc": "exact GELU in some exporters",
+    "GatherV2": "embedding lookups and Keras slicing",
+    "StopGradient": "a no-op at inference; Keras leaves it in losses/normalisation",
+    "Prod": "reshape arithmetic (product of dims)",
+    "Shape": "shape arithmetic folded into segments (static once shapes are fixed)",
+    "Size": "shape arithmetic, as Shape",
+    "Rank": "shape arithmetic, as Shape",
+    "Fill": "zeros/ones of a computed shape",
+    "Range": "position ids and iota-like index vectors",
+    "ZerosLike": "Keras masks and initial states",
+    "OnesLike": "Keras masks",
+    "Log": "log-softmax and losses left in inference graphs",
+    "Abs": "elementwise; XLA lowers it",
+    "Floor": "elementwise; XLA lowers it",
+    "FloorDiv": "integer shape arithmetic",
+    "FloorMod": "integer shape arithmetic",
+    "Equal": "masks",
+    "Less": "masks",
+    "LessEqual": "masks",
+    "GreaterEqual": "masks",
+    "LogicalOr": "masks",
+    "Reciprocal": "normalisation layers",
+    "Min": "reductions",
+    "ArgMax": "classification heads (int64 output stays inside or the boundary rule applies)",
+    "ArgMin": "as ArgMax",
+    "BroadcastTo": "Keras broadcasting",
+    "ClipByValue": "ReLU6-like clamps",
+    "Sin": "positional encodings",
+    "Cos": "positional encodings",
+    "MirrorPad": "reflect padding in conv nets",
+    "PadV2": "padding with a constant value",
+    "ResizeBilinear": "upsampling layers",
+    "ResizeNearestNeighbor": "upsampling layers",
+    "LogSoftmax": "classification heads",
+}
+
+DEFAULT_OP_SET: frozenset[str] = AWS_DEFAULT_OPS | frozenset(SIMULATOR_EXTRA_OPS)
+
+# Op families that never run on the device, with a more useful reason than "unsupported".
+_CPU_ONLY_FAMILIES: dict[str, str] = {
+    "Placeholder": "signature input",
+    **dict.fromkeys(("VariableV2", "Variable", "VarHandleOp", "ReadVariableOp",
+                     "AssignVariableOp", "ResourceGather", "VarIsInitializedOp"),
+                    "variable/resource op {op} stays on CPU"),
+    **dict.fromkeys(("Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond",
+                     "While", "StatelessWhile", "If", "StatelessIf", "Case"),
+                    "control-flow op {op} stays on CPU"),
+    **dict.fromkeys(("PartitionedCall", "StatefulPartitionedCall"),
+                    "function call {op} stays on CPU"),
+    "NoOp": "NoOp has nothing to compute",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rule's verdict on one node.
+
+    ok: the node may be placed in a segment.
+    reason: why not (for a refusal) or why (for a forced acceptance); may be empty when ok.
+    """
+
+    ok: bool
+    reason: str = ""
+
+
+ACCEPT = Decision(True)
+
+
+class Rule(Protocol):
+    """Anything with ``decide``: the unit policies are built from."""
+
+    def decide(self, node: Node) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class OpTypeRule:
+    """Accept nodes whose op type is in ``op_set``."""
+
+    op_set: frozenset[str] = DEFAULT_OP_SET
+    _cache: dict[str, Decision] = field(default_factory=dict, compare=False, repr=False)
+
+    def decide(self, node: Node) -> Decision:
+        # One Decision object per op type: this runs once per node on million-node graphs.
+        decision = self._cache.get(node.op)
+        if decision is None:
+            decision = self._cache[node.op] = self._decide_op(node.op)
+        return decision
+
+    def _decide_op(self, op: str) -> Decision:
+        if op in self.op_set:
+            return ACCEPT
+        family = _CPU_ONLY_FAMILIES.get(op)
+        if family is not None:
+            return Decision(False, family.format(op=op))
+        return Decision(False, f"op type {op} is not supported by the Neuron compiler")
+
+
+@dataclass(frozen=True)
+class DenyNames:
+    """Refuse the listed node names (``no_fuse_ops``)."""
+
+    names: frozenset[str]
+    reason: str = "listed in no_fuse_ops"
+
+    def decide(self, node: Node) -> Decision:
+        return Decision(False, self.reason) if node.name in self.names else ACCEPT
+
+
+@dataclass(frozen=True)
+class AllowNames:
+    """Accept only the listed node names; meant as the first member of :func:`any_chain`."""
+
+    names: frozenset[str]
+    reason: str = "listed in force_fuse_ops"
+
+    def decide(self, node: Node) -> Decision:
+        if node.name in self.names:
+            return Decision(True, self.reason)
+        return Decision(False, f"not {self.reason}")
+
+
+@dataclass(frozen=True)
+class CallableRule:
+    """A user callback ``fn(NodeDef) -> bool`` (TF-style ``subgraph_builder_function``)."""
+
+    fn: Callable[[Any], bool]
+    reason: str = "refused by the user's support function"
+
+    def decide(self, node: Node) -> Decision:
+        return ACCEPT if self.fn(node_to_nodedef(node)) else Decision(False, self.reason)
+
+
+@dataclass(frozen=True)
+class _Chain:
+    rules: tuple[Rule, ...]
+
+    def decide(self, node: Node) -> Decision:
+        for rule in self.rules:
+            decision = rule.decide(node)
+            if not decision.ok:
+                return decision
+        return ACCEPT
+
+
+@dataclass(frozen=True)
+class _AnyChain:
+    rules: tuple[Rule, ...]
+
+    def decide(self, node: Node) -> Decision:
+        refusal = Decision(False, "no rule accepts this node")
+        for rule in self.rules:
+            decision = rule.decide(node)
+            if decision.ok:
+                return decision
+            refusal = decision
+        return refusal
+
+
+def chain(*rules: Rule) -> Rule:
+    """All rules must accept; the first refusal (in argument order) is the verdict."""
+    return _Chain(tuple(rules))
+
+
+def any_chain(*rules: Rule) -> Rule:
+    """The first acceptance wins; if all refuse, the *last* refusal is the verdict, so put
+    the most general (most informative) rule last."""
+    return _AnyChain(tuple(rules))
+
+
+@dataclass(frozen=True)
+class SupportPolicy:
+    """The complete per-node policy the partitioner consults.
+
+    rule: the combined rule (forced names already accepted by it).
+    forced: names in ``force_fuse_ops``; they also bypass the boundary dtype checks, but a
+        signature input or a node the caller protects never becomes a candidate.
+    """
+
+    rule: Rule
+    forced: frozenset[str] = frozenset()
+
+    def decide(self, node: Node) -> Decision:
+        return self.rule.decide(node)
+
+
+def default_policy(no_fuse_ops: Iterable[str] = (), force_fuse_ops: Iterable[str] = (),
+                   op_set: Iterable[str] | None = None,
+                   extra_rule: Rule | None = None) -> SupportPolicy:
+    """``force_fuse_ops`` > ``no_fuse_ops`` > op set (default :data:`DEFAULT_OP_SET`) >
+    ``extra_rule``."""
+    ops = DEFAULT_OP_SET if op_set is None else frozenset(op_set)
+    base: list[Rule] = []
+    deny = frozenset(no_fuse_ops)
+    if deny:
+        base.append(DenyNames(deny))
+    base.append(OpTypeRule(ops))
+    if extra_rule is not None:
+        base.append(extra_rule)
+    rule = base[0] if len(base) == 1 else chain(*base)
+    forced = frozenset(force_fuse_ops)
+    if forced:
+        rule = any_chain(AllowNames(forced), rule)
+    return SupportPolicy(rule=rule, forced=forced)
