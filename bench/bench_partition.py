@@ -120,6 +120,25 @@ def growth(rows: list[dict], shape: str, small: int = 10_000,
     return None
 
 
+def summary(max_nodes: int = SIZES[-1]) -> list[dict]:
+    """Rows for ``bench/run_all.py``: figure, goal, measured, ratio, passed."""
+    rows = run(max_nodes)
+    out = []
+    for shape in SHAPES:
+        for r in rows:
+            if r["shape"] == shape and r["nodes"] >= 100_000:
+                limit = 5.0 if r["nodes"] == 100_000 else 60.0
+                out.append({"figure": f"partition {shape} {r['nodes']:,} nodes",
+                            "goal": f"< {limit:.0f} s", "measured": f"{r['seconds']:.2f} s",
+                            "ratio": "", "passed": r["seconds"] < limit})
+        ratio = growth(rows, shape)
+        if ratio is not None:
+            out.append({"figure": f"partition {shape} growth 10k -> 100k (cpu)",
+                        "goal": "<= 12x", "measured": f"{ratio:.1f}x", "ratio": "",
+                        "passed": ratio <= 12})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-nodes", type=int, default=SIZES[-1],

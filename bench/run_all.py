@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark and print one table (figure, goal, measured, ratio,
-pass/short) with the machine's CPU count.  Each ``bench/bench_*.py`` exposes ``run()``
-returning rows ``{"figure", "goal", "measured", "ratio", "passed"}``.
+pass/short) with the machine's CPU count.  Each ``bench/bench_*.py`` exposes ``summary()`` (or
+``run()``) returning rows ``{"figure", "goal", "measured", "ratio", "passed"}``.
 
 ``python bench/run_all.py [--only compile,partition]``.  Exit code 0 even when a goal is short:
 benchmarks inform, they do not gate (these machines are noisy).
@@ -37,7 +37,8 @@ def main() -> int:
     for name in chosen:
         print(f"running bench_{name} ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"bench_{name}")
-        for row in module.run():
+        produce = getattr(module, "summary", None) or module.run
+        for row in produce():
             rows.append({"bench": name, **row})
     print(f"neuroncli benchmarks on {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()} ({time.perf_counter() - started:.0f} s)")

@@ -39,3 +39,7 @@ def auto_multicore_command(model_dir: str, num_cores: int, new_model_dir: str, f
 def main() -> None:
     """Console script ``tf-neuron-auto-multicore``."""
     invoke(auto_multicore_command, "tf-neuron-auto-multicore")
+
+
+if __name__ == "__main__":
+    main()

@@ -96,3 +96,7 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
 def main() -> None:
     """Console script ``neuron-compile``."""
     invoke(compile_command, "neuron-compile")
+
+
+if __name__ == "__main__":
+    main()

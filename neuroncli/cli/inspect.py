@@ -69,3 +69,7 @@ def inspect_command(model_dir: str, as_json: bool, verbose: int, quiet: bool) ->
 def main() -> None:
     """Console script ``neuron-inspect``."""
     invoke(inspect_command, "neuron-inspect")
+
+
+if __name__ == "__main__":
+    main()

@@ -45,3 +45,7 @@ def place_command(model_dir: str, new_model_dir: str, start_nc: int | None,
 def main() -> None:
     """Console script ``neuron-place``."""
     invoke(place_command, "neuron-place")
+
+
+if __name__ == "__main__":
+    main()

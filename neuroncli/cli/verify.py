@@ -1,0 +1,111 @@
+"""``neuron-verify ORIGINAL_DIR COMPILED_DIR``: does the compiled model match its original?"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+
+from neuroncli.cli.common import command, stdout_console, verbosity_options
+
+_HELP = """Run ORIGINAL_DIR in TensorFlow and COMPILED_DIR on simulated NeuronCores on the same
+inputs and compare every output.
+
+Inputs come from --inputs FILE.npz, or are random (--random, the default) for --runs seeds.
+Floating-point outputs match when |compiled - original| <= atol + rtol * |original|; NaN
+equals NaN (and is reported); integer and string outputs must be equal.  Exit codes: 0 all
+outputs match, 1 a mismatch or an error (e.g. signatures that do not correspond), 2 usage.
+"""
+
+
+@click.command("verify", help=_HELP)
+@click.argument("original_dir", type=click.Path())
+@click.argument("compiled_dir", type=click.Path())
+@click.option("--inputs", "inputs_file", type=click.Path(), metavar="FILE.npz",
+              help="Inputs to compare on (keys = signature input keys).")
+@click.option("--random", "use_random", is_flag=True,
+              help="Random inputs shaped from the signature (the default).")
+@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Random input sets (seeds --seed, --seed+1, ...).")
+@click.option("--seed", type=int, default=0, show_default=True, help="First random seed.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Size of an unknown batch dimension for --random (default: compiled).")
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-5, show_default=True,
+              help="Relative tolerance for floating-point outputs.")
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-6, show_default=True,
+              help="Absolute tolerance for floating-point outputs.")
+@click.option("--instance-type", "--instance_type", "instance_type", metavar="TYPE",
+              help="Simulated instance, e.g. inf1.xlarge (default inf2.xlarge).")
+@click.option("--signature_def", "--signature-def", "signature_def",
+              help="Signature to compare (default: serving_default).")
+@click.option("--tag_set", "--tag-set", "tag_set", metavar="TAGS",
+              help="Comma-separated tag set of the meta graphs (default: serve).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@verbosity_options
+@command
+def verify_command(original_dir: str, compiled_dir: str, inputs_file: str | None,
+                   use_random: bool, runs: int, seed: int, batch: int | None, rtol: float,
+                   atol: float, instance_type: str | None, signature_def: str | None,
+                   tag_set: str | None, as_json: bool, verbose: int, quiet: bool) -> int:
+    from neuroncli.errors import EXIT_USER, UsageError
+    from neuroncli.runtime.inputs import load_npz
+    from neuroncli.runtime.simulator import NeuronRuntime
+    from neuroncli.runtime.verify import verify
+
+    if inputs_file and (use_random or batch is not None or runs != 1):
+        raise UsageError("--inputs excludes --random, --runs and --batch: pick one source")
+    feed = load_npz(inputs_file) if inputs_file else None
+    tags = tuple(t for t in tag_set.split(",") if t) if tag_set is not None else None
+    report = verify(original_dir, compiled_dir, feed, runs=runs, rtol=rtol, atol=atol,
+                    seed=seed, batch=batch, signature_def_key=signature_def, tags=tags,
+                    runtime=NeuronRuntime(instance_type))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    elif not quiet:
+        _render(report)
+    if report.passed:
+        return 0
+    failed = [o.key for o in report.outputs if not o.passed]
+    click.echo(f"error: {len(failed)} of {len(report.outputs)} output(s) differ from the "
+               f"original ({', '.join(failed)}) beyond rtol {rtol:g} atol {atol:g}", err=True)
+    return EXIT_USER
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3g}"
+
+
+def _render(report: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+    console = stdout_console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # logs and pipes: no wrapped columns
+    table = Table(title=escape(f"{report.compiled_dir} vs {report.original_dir} "
+                               f"[{report.signature_key}], {report.runs} {report.inputs} "
+                               "run(s)"))
+    for column in ("output", "shape", "dtype", "max abs error", "max rel error",
+                   "mismatches", "verdict"):
+        table.add_column(column, justify="right" if "error" in column or
+                         column == "mismatches" else "left")
+    for item in report.outputs:
+        verdict = "PASS" if item.passed else "FAIL"
+        if item.note:
+            verdict += f" ({item.note})"
+        table.add_row(escape(item.key), str(item.shape), item.dtype,
+                      _number(item.max_abs_error), _number(item.max_rel_error),
+                      str(item.mismatches), escape(verdict))
+    console.print(table)
+    word = "match" if report.passed else "DO NOT match"
+    console.print(f"Outputs {word} the original (rtol {report.rtol:g}, atol {report.atol:g}).")
+
+
+def main() -> None:
+    """Console script ``neuron-verify``."""
+    verify_command(prog_name="neuron-verify")
+
+
+if __name__ == "__main__":
+    main()
