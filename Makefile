@@ -1,4 +1,5 @@
 # neuroncli: every target creates .venv on first use; nothing is installed by hand.
+SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,13 +12,15 @@ JOBS ?= 2
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
+	@# This machine's pip config lists a missing mirror; its per-package warnings are noise.
+	set -o pipefail; $(BIN)/pip install --disable-pip-version-check -q -e '.[test]' 2>&1 \
+	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	rm -rf build/demo
+	rm -rf build/demo && mkdir -p build/demo
 	$(BIN)/neuron-compile fixtures/keras_dense build/demo/keras_dense_neuron
 
 test: $(STAMP)
