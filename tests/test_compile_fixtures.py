@@ -112,3 +112,30 @@ def test_human_report_lists_counts_and_cpu_nodes(tmp_path: Path) -> None:
     assert "Number of operations placed on Neuron runtime:" in out.stdout
     assert "signature input (2): bias_map, image" in out.stdout
     assert "OnNeuronRatio:" in out.stdout
+
+
+def test_failed_segment_falls_back_to_cpu_and_must_compile_refuses(tmp_path: Path) -> None:
+    # Without example inputs the Dense after the string parsing has an unknown batch: the
+    # backend rejects that segment, which is expanded back onto the CPU.
+    counts = neuroncli.saved_model.compile(FIXTURES / "strings_dense", tmp_path / "fallback")
+    assert counts["neuron_ops"] == 0 and counts["OnNeuronRatio"] == 0.0
+    inputs = _inputs("strings_dense")
+    assert_outputs_close(run_savedmodel(FIXTURES / "strings_dense", inputs),
+                         run_expanded(str(tmp_path / "fallback"), inputs))
+    result = subprocess.run([script("neuron-compile"), str(FIXTURES / "strings_dense"),
+                             str(tmp_path / "strict"), "--must-compile"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "--must-compile: 1 segment(s) failed to compile: segment 0" in result.stderr
+    assert "unknown shape" in result.stderr and not (tmp_path / "strict").exists()
+
+
+def test_compiler_workdir_layout(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    neuroncli.saved_model.compile(FIXTURES / "tf1_conv", tmp_path / "out",
+                                  compiler_workdir=str(work))
+    names = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+    assert names == ["graph_def_fused.pb", "graph_def_shaped.pb", "segment000/compile.log",
+                     "segment000/executable.neff", "segment000/graph_def.pb",
+                     "segment000/graph_def_optimized.pb", "segments.json"]
+    assert "xla: lowered to HLO" in (work / "segment000" / "compile.log").read_text()
