@@ -43,20 +43,38 @@ class _Prepared:
     input_shapes: dict[str, tuple | None]
 
 
-def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOptions,
-                        progress: Progress | None = None) -> CompileReport:
-    """Compile ``model_dir`` into ``new_model_dir``; returns the report."""
-    started = time.perf_counter()
-    prep = _prepare(model_dir, new_model_dir, options)
-    frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature)
+@dataclass(frozen=True)
+class CompiledGraph:
+    """A frozen graph after partitioning, compiling and fusing (no files written yet).
+
+    frozen: the input; shaped: its GraphDef with the compile-time input shapes.
+    plan / results: the partition and, per segment, ``(segment, CompiledSegment, extracted)``.
+    names: segment index -> NeuronOp name; mapping: old tensor -> NeuronOp output tensor.
+    fused: the compiled GraphDef; graph: its IR (with dtypes and shapes).
+    """
+
+    frozen: FrozenGraph
+    shaped: Any
+    plan: Plan
+    results: list
+    names: dict[int, str]
+    mapping: dict[str, str]
+    fused: Any
+    graph: Graph
+
+
+def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
+                   options: CompileOptions, progress: Progress | None = None,
+                   extra_rule: Any = None) -> CompiledGraph:
+    """Partition, compile and fuse a frozen graph (the part shared with ``trace``)."""
     shaped = proto.GraphDef()
     shaped.CopyFrom(frozen.graph_def)
     _strip_colocation(shaped)
-    shapes.set_placeholder_shapes(shaped, frozen.inputs, prep.input_shapes)
+    shapes.set_placeholder_shapes(shaped, frozen.inputs, input_shapes)
     graph = graph_from_graphdef(shaped)
     shapes.annotate(graph, shaped, _feed_by_tensor(frozen, options))
     policy = default_policy(no_fuse_ops=options.no_fuse_ops,
-                            force_fuse_ops=options.force_fuse_ops)
+                            force_fuse_ops=options.force_fuse_ops, extra_rule=extra_rule)
     plan = partition(graph, policy, minimum_segment_size=options.minimum_segment_size,
                      graph_outputs=tuple(frozen.outputs.values()))
     results = _compile_segments(graph, plan, options, progress)
@@ -66,16 +84,33 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
         raise UserError(f"--must-compile: {len(failed)} segment(s) failed to compile: {names}")
     mapping, names = _fuse(graph, results, options)
     fused = graph_to_graphdef(graph)
-    saved_model = output.build_saved_model(prep.meta_graph, prep.signature_key,
-                                           prep.signature, frozen, fused, mapping, graph)
-    with atomic_output(new_model_dir, input_dir=model_dir, force=options.force) as tmp:
-        output.write(tmp, model_dir, saved_model)
     if options.workdir:
         output.dump_workdir(options.workdir, shaped, fused, results)
+    return CompiledGraph(frozen, shaped, plan, results, names, mapping, fused, graph)
+
+
+def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOptions,
+                        progress: Progress | None = None) -> CompileReport:
+    """Compile ``model_dir`` into ``new_model_dir``; returns the report."""
+    started = time.perf_counter()
+    prep = _prepare(model_dir, new_model_dir, options)
+    frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature)
+    done = compile_frozen(frozen, prep.input_shapes, options, progress)
+    saved_model = output.build_saved_model(prep.meta_graph, prep.signature_key,
+                                           prep.signature, frozen, done.fused, done.mapping,
+                                           done.graph)
+    with atomic_output(new_model_dir, input_dir=model_dir, force=options.force) as tmp:
+        output.write(tmp, model_dir, saved_model)
+    return report_for(done, model_dir=model_dir, new_model_dir=new_model_dir,
+                      signature_key=prep.signature_key, seconds=time.perf_counter() - started)
+
+
+def report_for(done: CompiledGraph, *, model_dir: str, new_model_dir: str,
+               signature_key: str, seconds: float) -> CompileReport:
     return build_report(model_dir=model_dir, new_model_dir=new_model_dir,
-                        signature_key=prep.signature_key, frozen=frozen, plan=plan,
-                        results=results, names=names, fused=fused,
-                        seconds=time.perf_counter() - started)
+                        signature_key=signature_key, frozen=done.frozen, plan=done.plan,
+                        results=done.results, names=done.names, fused=done.fused,
+                        seconds=seconds)
 
 
 def _strip_colocation(graph_def: Any) -> None:
