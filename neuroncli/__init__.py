@@ -2,7 +2,8 @@
 verify them on a simulated NeuronCore runtime.
 
 ``import neuroncli`` never imports TensorFlow; the submodules that need it import it lazily.
-Public API (AWS-compatible names): ``neuroncli.saved_model.compile``.
+Public API (AWS-compatible names): ``neuroncli.saved_model.compile``, ``neuroncli.trace``,
+``neuroncli.load``, ``neuroncli.analyze_model``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,22 @@ __version__ = "0.1.0"
 
 from neuroncli.errors import UsageError, UserError  # noqa: E402
 
-_LAZY = {"saved_model": "neuroncli.saved_model"}
+_MODULES = {"saved_model": "neuroncli.saved_model"}
+# name -> module holding it; loaded on first use, so `import neuroncli` stays cheap.
+_FUNCTIONS = {
+    "trace": "neuroncli.tracing",
+    "analyze_model": "neuroncli.tracing",
+    "load": "neuroncli.runtime",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return importlib.import_module(_LAZY[name])
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'neuroncli' has no attribute {name!r}")
 
 
-__all__ = ["UserError", "UsageError", "saved_model", "__version__"]
+__all__ = ["UserError", "UsageError", "saved_model", "trace", "analyze_model", "load",
+           "__version__"]

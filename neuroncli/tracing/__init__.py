@@ -1,0 +1,83 @@
+"""``neuroncli.trace`` (AWS's ``tfn.trace``) and ``neuroncli.analyze_model``.
+
+``trace(func, example_inputs)`` traces ``func`` (a keras.Model, a tf.function, a concrete
+function or a Python callable) on the example inputs, freezes it, compiles it with the same
+pipeline as ``neuron-compile`` (flags from ``NEURON_CC_FLAGS``) and loads it on the simulated
+NeuronCores.  ``subgraph_builder_function(node_def) -> bool`` restricts which nodes may be
+fused (it can only refuse: an op the backend cannot lower stays on CPU either way).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from neuroncli.compiler.flags import resolve_flags
+from neuroncli.compiler.options import CompileOptions
+from neuroncli.errors import UserError
+from neuroncli.tracing.conventions import batch_size, convention, trace_function
+
+log = logging.getLogger("neuroncli")
+__all__ = ["trace", "analyze_model"]
+
+
+def _traced(func: Callable, example_inputs: Any, dynamic_batch: bool) -> tuple:
+    conv, values = convention(example_inputs)
+    if not values:
+        return conv, values, None, "", ()
+    try:
+        concrete, kind, out_keys = trace_function(func, conv, values, dynamic_batch)
+    except UserError:
+        raise
+    except Exception as exc:  # tracing runs the user's code: its error is theirs
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"trace: calling the function on example_inputs failed: "
+                        f"{type(exc).__name__}: {first[:300]}") from exc
+    return conv, values, concrete, kind, out_keys
+
+
+def trace(func: Callable, example_inputs: Any,
+          subgraph_builder_function: Callable[[Any], bool] | None = None) -> Any:
+    """Trace and compile ``func`` for NeuronCores; returns a callable ``TracedModel``."""
+    started = time.perf_counter()
+    flags = resolve_flags(None)
+    conv, values, concrete, kind, out_keys = _traced(func, example_inputs, flags.dynamic_batch)
+    if concrete is None:
+        log.warning("trace: the function has no inputs; returning it uncompiled")
+        return func
+    options = CompileOptions(flags=flags, batch_size=batch_size(values))
+    from neuroncli.tracing.traced import compile_concrete
+    return compile_concrete(concrete, conv, kind, out_keys, values, options,
+                            subgraph_builder_function, started)
+
+
+def analyze_model(func: Callable, example_inputs: Any) -> dict:
+    """Print and return the supported and unsupported operators, counts and percentage."""
+    from neuroncli.compiler import shapes
+    from neuroncli.compiler.freeze import _convert_to_constants
+    from neuroncli.graph import graph_from_graphdef
+    from neuroncli.partition import default_policy
+
+    conv, values, concrete, _, _ = _traced(func, example_inputs, False)
+    if concrete is None:
+        raise UserError("analyze_model: the function has no inputs")
+    graph_def, _, _ = _convert_to_constants(concrete)
+    graph = graph_from_graphdef(graph_def)
+    shapes.annotate(graph, graph_def)
+    policy = default_policy()
+    supported: Counter = Counter()
+    unsupported: Counter = Counter()
+    for node in graph:
+        (supported if policy.decide(node).ok else unsupported)[node.op] += 1
+    total = sum(supported.values()) + sum(unsupported.values())
+    percent = 100.0 * sum(supported.values()) / total if total else 0.0
+    result = {"supported": dict(sorted(supported.items())),
+              "unsupported": dict(sorted(unsupported.items())),
+              "percent_supported": percent, "total": total}
+    print(f"{'operator':32} {'count':>7}  supported")
+    for op, n in sorted({**supported, **unsupported}.items()):
+        print(f"{op:32} {n:>7}  {'yes' if op in supported else 'no'}")
+    print(f"{sum(supported.values())} of {total} operations supported ({percent:.1f}%)")
+    return result
