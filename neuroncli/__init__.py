@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 from neuroncli.errors import UsageError, UserError  # noqa: E402
 
-_MODULES = {"saved_model": "neuroncli.saved_model"}
+_MODULES = {"saved_model": "neuroncli.saved_model", "runtime": "neuroncli.runtime"}
 # name -> module holding it; loaded on first use, so `import neuroncli` stays cheap.
 _FUNCTIONS = {
     "trace": "neuroncli.tracing",

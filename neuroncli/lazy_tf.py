@@ -24,6 +24,9 @@ def import_tensorflow() -> Any:
         return module
     with _lock:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Per-session thread pools (one per simulated NeuronCore) only isolate CPU shares
+        # when TensorFlow is told so before it creates its first device.
+        os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
         if os.environ.get(VERBOSE_ENV):
             import tensorflow as tf
             return tf

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 from neuroncli.compiler.flags import resolve_flags
 from neuroncli.compiler.options import DEFAULT_MINIMUM_SEGMENT_SIZE, CompileOptions
 from neuroncli.errors import UserError
+from neuroncli.runtime.inputs import load_npz  # re-exported: one reader for every command
 
 log = logging.getLogger("neuroncli")
 
@@ -107,16 +108,3 @@ def parse_input_shapes(values: Iterable[str]) -> dict[str, tuple[int, ...]]:
             raise UserError(f"--input-shape {value!r}: dimensions must be positive")
         shapes[name.strip()] = shape
     return shapes
-
-
-def load_npz(path: str) -> dict[str, Any]:
-    """Read an ``.npz`` of example inputs (no pickles)."""
-    import numpy as np
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file: pass an .npz made with numpy.savez")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in sorted(data.files)}
-    except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npz file ({exc}): write it with "
-                        "numpy.savez") from None

@@ -139,3 +139,12 @@ def test_compiler_workdir_layout(tmp_path: Path) -> None:
                      "segment000/executable.neff", "segment000/graph_def.pb",
                      "segment000/graph_def_optimized.pb", "segments.json"]
     assert "xla: lowered to HLO" in (work / "segment000" / "compile.log").read_text()
+
+
+def test_compile_verify_flag_runs_the_simulator_against_the_original(tmp_path: Path) -> None:
+    result = subprocess.run([script("neuron-compile"), str(FIXTURES / "keras_dense"),
+                             str(tmp_path / "o"), "--verify", "--json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["verify"]["passed"] is True and doc["neuron_ops"] == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
 
 from neuroncli.cli.common import (
@@ -49,6 +52,9 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
               help="Fail if any segment cannot be compiled.")
 @click.option("--min-on-neuron-ratio", "--min_on_neuron_ratio", type=click.FloatRange(0, 1),
               default=None, help="Exit 3 when OnNeuronRatio is below this.")
+@click.option("--verify", "verify_after", is_flag=True,
+              help="Run the compiled model on the simulator against the original "
+                   "(inputs from --inputs, else 2 random runs); exit 1 on a mismatch.")
 @click.option("--force", is_flag=True, help="Replace NEW_MODEL_DIR if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
@@ -60,11 +66,12 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
                     signature_def: str | None, minimum_segment_size: int | None,
                     no_fuse_ops: tuple[str, ...], force_fuse_ops: tuple[str, ...],
                     compiler_args: str | None, compiler_workdir: str | None,
-                    must_compile: bool, min_on_neuron_ratio: float | None, force: bool,
-                    as_json: bool, jobs: int, verbose: int, quiet: bool) -> int:
+                    must_compile: bool, min_on_neuron_ratio: float | None,
+                    verify_after: bool, force: bool, as_json: bool, jobs: int, verbose: int,
+                    quiet: bool) -> int:
     from neuroncli import saved_model
     from neuroncli.compiler import report as report_mod
-    from neuroncli.errors import EXIT_THRESHOLD
+    from neuroncli.errors import EXIT_THRESHOLD, EXIT_USER
 
     feed = saved_model.load_npz(inputs_file) if inputs_file else None
     bar, update = progress_callback(not (as_json or quiet))
@@ -82,15 +89,33 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
             report = saved_model.compile_with_report(model_dir, new_model_dir, options, update)
     else:
         report = saved_model.compile_with_report(model_dir, new_model_dir, options)
+    verified = _verify(model_dir, new_model_dir, feed, options) if verify_after else None
     if as_json:
-        click.echo(report.to_json())
+        doc = json.loads(report.to_json())
+        if verified is not None:
+            doc["verify"] = verified.to_dict()
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
     elif not quiet:
         report_mod.render(report, stdout_console(), max_names=0 if verbose else 20)
+        if verified is not None:
+            from neuroncli.cli.verify import render_report
+            render_report(verified)
+    if verified is not None and not verified.passed:
+        failed = [o.key for o in verified.outputs if not o.passed]
+        click.echo(f"error: --verify: {len(failed)} output(s) differ from the original: "
+                   f"{', '.join(failed)}", err=True)
+        return EXIT_USER
     if min_on_neuron_ratio is not None and report.on_neuron_ratio < min_on_neuron_ratio:
         click.echo(f"error: OnNeuronRatio {report.on_neuron_ratio:.4f} is below "
                    f"--min-on-neuron-ratio {min_on_neuron_ratio}", err=True)
         return EXIT_THRESHOLD
     return 0
+
+
+def _verify(model_dir: str, new_model_dir: str, feed: dict | None, options: Any) -> Any:
+    from neuroncli.runtime.verify import verify
+    return verify(model_dir, new_model_dir, feed, runs=1 if feed is not None else 2,
+                  signature_def_key=options.signature_def_key, tags=options.tags)
 
 
 def main() -> None:

@@ -17,6 +17,9 @@ SUBCOMMANDS = {
     "auto-multicore": ("neuroncli.cli.auto_multicore:auto_multicore_command",
                        "Tag every NeuronOp for replication over N cores."),
     "place": ("neuroncli.cli.place:place_command", "Pin a compiled model to NeuronCores."),
+    "run": ("neuroncli.cli.run:run_command", "Run a compiled model on simulated NeuronCores."),
+    "verify": ("neuroncli.cli.verify:verify_command",
+               "Compare a compiled model with its original."),
     "inspect": ("neuroncli.cli.inspect:inspect_command",
                 "Show tag sets, signatures, counts and NeuronOps of a model."),
 }

@@ -132,7 +132,8 @@ def _render(document: dict[str, Any], result: Any) -> None:
 
 def main() -> None:
     """Console script ``neuron-run``."""
-    run_command(prog_name="neuron-run")
+    from neuroncli.cli.common import invoke
+    invoke(run_command, "neuron-run")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def verify_command(original_dir: str, compiled_dir: str, inputs_file: str | None
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     elif not quiet:
-        _render(report)
+        render_report(report)
     if report.passed:
         return 0
     failed = [o.key for o in report.outputs if not o.passed]
@@ -77,7 +77,9 @@ def _number(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.3g}"
 
 
-def _render(report: Any) -> None:
+def render_report(report: Any) -> None:
+    """Print the comparison table of a :class:`~neuroncli.runtime.verify.VerifyReport`
+    (also used by ``neuron-compile --verify``)."""
     from rich.markup import escape
     from rich.table import Table
     console = stdout_console()
@@ -104,7 +106,8 @@ def _render(report: Any) -> None:
 
 def main() -> None:
     """Console script ``neuron-verify``."""
-    verify_command(prog_name="neuron-verify")
+    from neuroncli.cli.common import invoke
+    invoke(verify_command, "neuron-verify")
 
 
 if __name__ == "__main__":

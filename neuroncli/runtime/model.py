@@ -1,0 +1,305 @@
+"""``load()`` and :class:`NeuronModel`: a compiled SavedModel loaded on simulated NeuronCores.
+
+Loading reads only what the compiler wrote (through :mod:`neuroncli.savedmodel` and
+:mod:`neuroncli.format`): it verifies every program's checksum, plans the call
+(:mod:`~neuroncli.runtime.stages`), places the copies (:mod:`~neuroncli.runtime.placement`),
+reserves device memory on every core of the placement (all or nothing), builds the TensorFlow
+session (:mod:`~neuroncli.runtime.host`) and runs each program once so the first real call is
+not the slow one.  Protobuf-only checks run first, so a bad model fails before TensorFlow is
+imported.
+
+A :class:`NeuronModel` is a thread-safe callable; :meth:`NeuronModel.set_neuron_cores` moves
+it to other cores (its reservation is given up first and restored if the move fails).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from neuroncli.errors import UserError
+from neuroncli.graph import GraphError
+from neuroncli.proto import dtype_size
+from neuroncli.runtime import inputs as inputs_mod
+from neuroncli.runtime.dispatch import Usage
+from neuroncli.runtime.inputs import TensorSpec
+from neuroncli.runtime.placement import Placement, place
+from neuroncli.runtime.program import Program, read_programs
+from neuroncli.runtime.simulator import NeuronRuntime, default_runtime
+from neuroncli.runtime.stages import ExecutionPlan, plan as plan_call
+from neuroncli.savedmodel import read_saved_model, select_meta_graph, select_signature
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The signature a loaded model serves.
+
+    key: the signature key.  inputs / outputs: signature key -> :class:`TensorSpec`.
+    """
+
+    key: str
+    inputs: Mapping[str, TensorSpec]
+    outputs: Mapping[str, TensorSpec]
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """What a model did so far.
+
+    calls: completed calls.  replicas: the core group of each copy.  core_calls: visible
+    core -> program executions of this model on it.  core_busy_seconds: the same in seconds.
+    device_bytes: visible core -> device memory this model holds there.
+    """
+
+    calls: int
+    replicas: tuple[tuple[int, ...], ...]
+    core_calls: Mapping[int, int]
+    core_busy_seconds: Mapping[int, float]
+    device_bytes: Mapping[int, int]
+
+
+def device_bytes(program: Program, bound: Iterable[int] = ()) -> int:
+    """Device memory of one copy: the program's, plus constant inputs bound into it (weights
+    the partitioner left outside the segment still live on the device)."""
+    extra = 0
+    for index in bound:
+        shape = program.input_shapes[index] or ()
+        extra += int(np.prod(shape, dtype=np.int64)) * dtype_size(program.input_dtypes[index])
+    return program.device_bytes + extra
+
+
+def _reservation(programs: Iterable[Program], placement: Placement,
+                 bound: tuple = ()) -> tuple[dict[int, int], dict[int, int]]:
+    """Device bytes and program copies per core; a pipeline program splits over its cores."""
+    need: dict[int, int] = {}
+    copies: dict[int, int] = {}
+    for index, program in enumerate(programs):
+        width = program.pipeline_cores
+        size = device_bytes(program, bound[index] if bound else ())
+        share = -(-size // width)
+        for group in placement.replicas:
+            for core in group[:width]:
+                need[core] = need.get(core, 0) + share
+                copies[core] = copies.get(core, 0) + 1
+    return need, copies
+
+
+class NeuronModel:
+    """A compiled model loaded on simulated cores.  Call it with the signature's inputs."""
+
+    def __init__(self, model_dir: str, signature: Signature, programs: list[Program],
+                 plan: ExecutionPlan, runtime: NeuronRuntime, placement: Placement,
+                 reservation: tuple[dict[int, int], dict[int, int]],
+                 timeout: float | None) -> None:
+        self.model_dir = model_dir
+        self.signature = signature
+        self.programs = tuple(programs)
+        self.plan = plan
+        self.runtime = runtime
+        self.placement = placement
+        self.timeout = timeout
+        self._reservation = reservation
+        self._executor: Any = None
+        self._move_lock = threading.Lock()
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+
+    # -- calling --------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Inputs by keyword, as one dict, or one array; returns ``{output key: array}``."""
+        executor = self._executor
+        if executor is None:
+            raise UserError(f"{self.model_dir}: the model was unloaded: load it again")
+        feeds = inputs_mod.bind(self.signature.inputs, args, kwargs, self.signature.key)
+        outputs = executor.run(feeds)
+        with self._calls_lock:
+            self._calls += 1
+        return outputs
+
+    def example_shapes(self, batch: int | None = None) -> dict[str, tuple[int, ...]]:
+        """A concrete shape per input: declared dims, else the compiled NeuronOp's, with
+        ``batch`` for axis 0 when given."""
+        compiled: dict[str, tuple] = {}
+        for program in self.programs:
+            for tensor, shape in zip(program.inputs, program.input_shapes):
+                compiled.setdefault(self.plan.resolve(tensor), shape)
+        shapes = {}
+        for key, spec in self.signature.inputs.items():
+            known = compiled.get(self.plan.resolve(self.plan.inputs[key]))
+            shapes[key] = _concrete(spec, known, batch)
+        return shapes
+
+    def random_inputs(self, batch: int | None = None, seed: int = 0) -> dict[str, Any]:
+        return inputs_mod.random_inputs(self.signature.inputs, self.example_shapes(batch),
+                                        seed)
+
+    # -- placement ------------------------------------------------------------------------
+    @property
+    def replicas(self) -> tuple[tuple[int, ...], ...]:
+        return self.placement.replicas
+
+    @property
+    def cores(self) -> tuple[int, ...]:
+        """Visible indices of the cores this model is loaded on."""
+        return self.placement.cores
+
+    @property
+    def loaded(self) -> bool:
+        return self._executor is not None
+
+    def set_neuron_cores(self, start_nc: int | None = -1, nc_count: int | None = -1) -> None:
+        """Move the model: give up its cores, then place and reserve it again."""
+        with self._move_lock:
+            if self._executor is None:
+                raise UserError(f"{self.model_dir}: the model was unloaded: load it again")
+            pool = self.runtime.pool
+            placement = place(self.programs, pool.usage(exclude=self._reservation[0]),
+                              start_nc=start_nc, nc_count=nc_count)
+            need, copies = _reservation(self.programs, placement, self.plan.bound)
+            pool.reserve(f"model {self.model_dir}", need, copies,
+                         release=self._reservation)
+            self._reservation = (need, copies)
+            self.placement = placement
+            self._executor.set_replicas(placement.replicas)
+
+    # -- reporting and lifetime -----------------------------------------------------------
+    def stats(self) -> ModelStats:
+        usage: dict[int, Usage] = self._executor.usage.snapshot() if self._executor else {}
+        return ModelStats(
+            calls=self._calls, replicas=self.placement.replicas,
+            core_calls={c: u.calls for c, u in usage.items()},
+            core_busy_seconds={c: u.busy_seconds for c, u in usage.items()},
+            device_bytes=dict(sorted(self._reservation[0].items())))
+
+    def unload(self) -> None:
+        """Free the cores and the session; later calls raise :class:`UserError`."""
+        with self._move_lock:
+            executor, self._executor = self._executor, None
+            if executor is None:
+                return
+            self.runtime.pool.release(*self._reservation)
+            self._reservation = ({}, {})
+        executor.close()
+
+    def __enter__(self) -> NeuronModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unload()
+
+    def __repr__(self) -> str:
+        state = f"cores {list(self.cores)}" if self.loaded else "unloaded"
+        return (f"NeuronModel({self.model_dir!r}, signature={self.signature.key!r}, "
+                f"{len(self.programs)} NeuronOp(s), {len(self.replicas)} cop(ies), {state})")
+
+    def _timeout(self) -> float:
+        return self.timeout if self.timeout is not None else self.runtime.timeout
+
+
+def _concrete(spec: TensorSpec, compiled: tuple | None,
+              batch: int | None) -> tuple[int, ...]:
+    shape = spec.shape if spec.shape is not None else compiled
+    if shape is None:
+        raise UserError(f"input {spec.key!r} has an unknown rank: pass example inputs "
+                        "(--inputs FILE.npz)")
+    dims = []
+    for axis, dim in enumerate(shape):
+        if axis == 0 and batch is not None and (spec.shape is None or dim is None):
+            dim = batch
+        if dim is None and compiled is not None and axis < len(compiled):
+            dim = compiled[axis]
+        if dim is None and axis == 0:
+            dim = 1
+        if dim is None:
+            raise UserError(f"input {spec.key!r} has an unknown dimension {axis} "
+                            f"(shape {spec.shape}): pass example inputs (--inputs FILE.npz)")
+        dims.append(int(dim))
+    return tuple(dims)
+
+
+def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
+         tags: Iterable[str] | None = None, *, start_nc: int | None = None,
+         nc_count: int | None = None, runtime: NeuronRuntime | None = None,
+         timeout: float | None = None, warmup: bool = True) -> NeuronModel:
+    """Load a compiled SavedModel onto simulated NeuronCores and return a callable model.
+
+    ``start_nc`` / ``nc_count`` override the model's placement (see
+    :mod:`neuroncli.runtime.placement`); ``runtime`` defaults to the process's
+    (:func:`~neuroncli.runtime.simulator.default_runtime`); ``timeout`` overrides
+    ``NEURON_FRAMEWORK_INFER_TIMEOUT_SEC`` for this model.  Raises :class:`UserError`.
+    """
+    from neuroncli.runtime.executor import Executor
+    from neuroncli.runtime.host import HostSession
+    runtime = runtime or default_runtime()
+    path = os.fspath(model_dir)
+    signature, programs, payloads, plan, host_graph_def = _read(path, signature_def_key, tags)
+    placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)
+    reservation = _reservation(programs, placement, plan.bound)
+    runtime.pool.reserve(f"model {path}", *reservation)
+    try:
+        host = HostSession(plan, host_graph_def, programs, payloads, cores=len(runtime.pool),
+                           core_threads=runtime.core_threads,
+                           host_threads=runtime.host_threads)
+        payloads.clear()
+        del host_graph_def
+        model = NeuronModel(path, signature, programs, plan, runtime, placement, reservation,
+                            timeout)
+        model._executor = Executor(plan, programs, host, runtime.pool, placement.replicas,
+                                   model._timeout)
+        if warmup:
+            _warm_up(model)
+        _return_freed_memory()
+    except BaseException:
+        runtime.pool.release(*reservation)
+        raise
+    runtime.register(model)
+    return model
+
+
+def _read(path: str, key: str | None, tags: Iterable[str] | None) -> tuple:
+    loaded = read_saved_model(path)
+    meta_graph = select_meta_graph(loaded.saved_model, None if tags is None else list(tags))
+    key, signature_def = select_signature(meta_graph, key)
+    signature = Signature(
+        key,
+        {k: TensorSpec.from_tensor_info(k, signature_def.inputs[k])
+         for k in sorted(signature_def.inputs)},
+        {k: TensorSpec.from_tensor_info(k, signature_def.outputs[k])
+         for k in sorted(signature_def.outputs)})
+    programs, payloads = read_programs(meta_graph.graph_def)
+    try:
+        plan, host_graph_def = plan_call(meta_graph.graph_def, programs,
+                         {k: s.name for k, s in signature.inputs.items()},
+                         {k: s.name for k, s in signature.outputs.items()})
+    except (GraphError, KeyError) as exc:
+        raise UserError(f"{path}: the compiled graph is malformed ({exc}): recompile the "
+                        "model") from None
+    return signature, programs, payloads, plan, host_graph_def
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap TensorFlow freed while building the executors back to the OS.
+
+    Grappler copies the graph several times while it optimizes; glibc keeps those pages
+    (often several times the model's weights) unless asked.  A no-op off glibc.
+    """
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _warm_up(model: NeuronModel) -> None:
+    """Run every program once on zeros (not counted): TensorFlow builds its executor then."""
+    executor = model._executor
+    group = model.placement.replicas[0] if model.placement.replicas else (0,)
+    for index, program in enumerate(executor.programs):
+        zeros = [np.zeros(tuple(s), dtype=executor.host.numpy_dtype(d))
+                 for s, d in zip(program.input_shapes, program.input_dtypes)]
+        runner = executor._program_runners[index]
+        runner.run(zeros, group[0])
