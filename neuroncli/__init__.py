@@ -21,6 +21,11 @@ _FUNCTIONS = {
     "trace": "neuroncli.tracing",
     "analyze_model": "neuroncli.tracing",
     "load": "neuroncli.runtime",
+    "auto_multicore": "neuroncli.placement",
+    "set_neuron_cores": "neuroncli.placement",
+    "set_multicore": "neuroncli.placement",
+    "neuron_cores_context": "neuroncli.placement",
+    "multicore_context": "neuroncli.placement",
 }
 
 
@@ -32,5 +37,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'neuroncli' has no attribute {name!r}")
 
 
-__all__ = ["UserError", "UsageError", "saved_model", "trace", "analyze_model", "load",
-           "__version__"]
+__all__ = ["UserError", "UsageError", "saved_model", "runtime", "trace", "analyze_model",
+           "load", "auto_multicore", "set_neuron_cores", "set_multicore",
+           "neuron_cores_context", "multicore_context", "__version__"]

@@ -129,3 +129,20 @@ def test_string_parsing_step_stays_on_cpu_and_matches() -> None:
     model = neuroncli.trace(parse_and_score, text)
     np.testing.assert_allclose(model(text).numpy(), parse_and_score(text).numpy(), rtol=1e-6)
     assert any("String" in reason or "string" in reason for reason in model.report.cpu_nodes)
+
+
+def test_traced_model_takes_the_placement_calls(dense: keras.Model, traced: object) -> None:
+    from neuroncli.runtime import NeuronRuntime, set_default_runtime
+    x = tf.random.uniform([1, 3], seed=4)
+    previous = set_default_runtime(NeuronRuntime("inf2.24xlarge", visible_cores="0-3"))
+    try:
+        with neuroncli.neuron_cores_context(start_nc=1, nc_count=1):
+            placed = neuroncli.trace(dense, x)
+        assert placed.neuron_model.cores == (1,)
+        replicated = neuroncli.auto_multicore(placed, x, 3)
+        assert replicated.neuron_model.cores == (0, 1, 2)
+        np.testing.assert_allclose(replicated(x).numpy(), dense(x).numpy(), rtol=1e-5)
+        neuroncli.set_neuron_cores(placed, 3, 1)
+        assert placed.neuron_model.cores == (3,)
+    finally:
+        set_default_runtime(previous)

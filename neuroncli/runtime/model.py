@@ -235,6 +235,9 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
     from neuroncli.runtime.executor import Executor
     from neuroncli.runtime.host import HostSession
     runtime = runtime or default_runtime()
+    if start_nc is None and nc_count is None:
+        from neuroncli.runtime.context import current
+        start_nc, nc_count = current() or (None, None)
     path = os.fspath(model_dir)
     signature, programs, payloads, plan, host_graph_def = _read(path, signature_def_key, tags)
     placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)

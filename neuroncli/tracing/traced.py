@@ -77,7 +77,15 @@ def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple
         raise
     report = report_for(done, model_dir="<trace>", new_model_dir="",
                         signature_key=DEFAULT_SIGNATURE, seconds=time.perf_counter() - started)
-    return TracedModel(model, conv, kind, out_keys, report, workdir)
+    return TracedModel(model, conv, kind, out_keys, report, _Workdir(workdir))
+
+
+class _Workdir:
+    """The private directory of a traced model, removed when no TracedModel uses it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        weakref.finalize(self, shutil.rmtree, path, True)
 
 
 class TracedModel:
@@ -85,12 +93,16 @@ class TracedModel:
     original.  Inference only: the original's attributes and variables are not kept."""
 
     def __init__(self, model: Any, conv: Convention, kind: str, out_keys: tuple[str, ...],
-                 report: Any, workdir: str) -> None:
+                 report: Any, workdir: _Workdir) -> None:
         self.neuron_model = model
         self.report = report
         self._conv, self._kind, self._out_keys = conv, kind, out_keys
         self._workdir = workdir
-        self._cleanup = weakref.finalize(self, shutil.rmtree, workdir, True)
+
+    def with_neuron_model(self, model: Any) -> TracedModel:
+        """The same traced function served by another loaded copy (``auto_multicore``)."""
+        return TracedModel(model, self._conv, self._kind, self._out_keys, self.report,
+                           self._workdir)
 
     @property
     def on_neuron_ratio(self) -> float:
@@ -139,7 +151,7 @@ class TracedModel:
     def save(self, directory: str | os.PathLike, *, force: bool = False) -> None:
         """Write the compiled SavedModel to ``directory`` (atomically)."""
         with atomic_output(os.fspath(directory), force=force) as tmp:
-            shutil.copyfile(os.path.join(self._workdir, "saved_model.pb"),
+            shutil.copyfile(os.path.join(self._workdir.path, "saved_model.pb"),
                             os.path.join(tmp, "saved_model.pb"))
 
     def stats(self) -> Any:

@@ -1,0 +1,90 @@
+"""AWS's placement calls for TensorFlow users: ``set_neuron_cores``, ``set_multicore``,
+``neuron_cores_context``, ``multicore_context`` and ``auto_multicore``.
+
+They work on models from :func:`neuroncli.load` and :func:`neuroncli.trace`.  Core indices are
+relative to the visible cores (``NEURON_RT_VISIBLE_CORES``).  ``start_nc=-1`` picks the
+least-used visible core; ``nc_count=-1`` means exactly one core, ``nc_count > 1`` replicates
+with round-robin dispatch.  Invalid values raise ``ValueError`` (``neuroncli.UserError``).
+The contexts are not thread-safe, as AWS's are not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+from neuroncli.errors import UserError
+from neuroncli.runtime.context import placement_context
+
+ALL_VISIBLE = 0  # nc_count meaning "every visible core" (as neuron-place --multicore writes)
+MAX_CORES = 64
+
+
+def _check(start_nc: Any, nc_count: Any) -> None:
+    if isinstance(start_nc, bool) or not isinstance(start_nc, int) or start_nc < -1:
+        raise UserError(f"start_nc must be -1 (least-used core) or a core index >= 0, "
+                        f"got {start_nc!r}")
+    if isinstance(nc_count, bool) or not isinstance(nc_count, int) or nc_count == 0 \
+            or nc_count < -1 or nc_count > MAX_CORES:
+        raise UserError(f"nc_count must be -1 (exactly one core) or from 1 to {MAX_CORES}, "
+                        f"got {nc_count!r}")
+
+
+def _neuron_model(model: Any) -> Any:
+    inner = getattr(model, "neuron_model", model)  # a TracedModel wraps a NeuronModel
+    if not hasattr(inner, "set_neuron_cores"):
+        raise UserError(f"{type(model).__name__} is not a compiled model: load it with "
+                        "neuroncli.load or compile it with neuroncli.trace first")
+    return inner
+
+
+def set_neuron_cores(model: Any, start_nc: int = -1, nc_count: int = -1) -> None:
+    """Move a loaded model to ``nc_count`` cores from ``start_nc`` (unloading it first)."""
+    _check(start_nc, nc_count)
+    _neuron_model(model).set_neuron_cores(start_nc, nc_count)
+
+
+def set_multicore(model: Any) -> None:
+    """Replicate a loaded model onto every visible core (round-robin dispatch)."""
+    _neuron_model(model).set_neuron_cores(0, ALL_VISIBLE)
+
+
+@contextlib.contextmanager
+def neuron_cores_context(start_nc: int = -1, nc_count: int = -1) -> Iterator[None]:
+    """Models loaded inside go to ``nc_count`` cores from ``start_nc``.  Not thread-safe."""
+    _check(start_nc, nc_count)
+    with placement_context(start_nc, nc_count):
+        yield
+
+
+@contextlib.contextmanager
+def multicore_context() -> Iterator[None]:
+    """Models loaded inside are replicated onto every visible core.  Not thread-safe."""
+    with placement_context(0, ALL_VISIBLE):
+        yield
+
+
+def auto_multicore(model: Any, example_inputs: Any, num_cores: int) -> Any:
+    """A copy of ``model`` whose calls round-robin over cores 0..num_cores-1.
+
+    ``example_inputs`` are run once through the new copy (as AWS's call does) so that a
+    model that cannot take them fails here, not at the first real inference.
+    """
+    if isinstance(num_cores, bool) or not isinstance(num_cores, int) or num_cores < 1:
+        raise UserError(f"num_cores must be a positive integer, got {num_cores!r}")
+    inner = _neuron_model(model)
+    widths = {p.pipeline_cores for p in inner.programs} if hasattr(inner, "programs") else set()
+    if any(w > 1 for w in widths):
+        raise UserError(f"the model is compiled for {max(widths)} pipeline cores "
+                        "(--neuroncore-pipeline-cores) and cannot be replicated: recompile "
+                        "without pipeline cores to use auto_multicore")
+    from neuroncli.runtime import load
+    copy = load(inner.model_dir, inner.signature.key, start_nc=0, nc_count=num_cores)
+    result = model.with_neuron_model(copy) if hasattr(model, "with_neuron_model") else copy
+    if isinstance(example_inputs, dict):
+        result(**example_inputs)
+    elif isinstance(example_inputs, tuple):
+        result(*example_inputs)
+    else:
+        result(example_inputs)
+    return result
