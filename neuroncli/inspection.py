@@ -3,6 +3,7 @@
 Tag sets, signatures, operator counts and ``OnNeuronRatio``, and one row per NeuronOp (inputs
 and outputs with dtypes and shapes, executable size, ``model_config``, replicas, placement,
 batch axes).  Reads this project's models and AWS-style ones (NeuronOps in library functions).
+Works on a memory-mapped view (:mod:`neuroncli.format.view`): the weights are never parsed.
 Never imports TensorFlow.
 """
 
@@ -15,12 +16,10 @@ from typing import Any
 
 from neuroncli.errors import UserError
 from neuroncli.format import executable as exe
-from neuroncli.format.counts import count_meta_graph
-from neuroncli.format.neuron_op import (
-    ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, from_attrs, iter_neuron_op_nodes,
-)
+from neuroncli.format.counts import count_view
+from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, from_attrs
 from neuroncli.proto import dtype_name
-from neuroncli.savedmodel import read_saved_model
+from neuroncli.savedmodel import open_saved_model_view
 
 DEFAULT_REPLICAS = 4  # AWS: a single-NeuronOp model is copied onto up to 4 visible cores
 
@@ -109,8 +108,8 @@ def _placement(node: Any) -> str:
     return f"{where}, {1 if count == -1 else count} core(s)"
 
 
-def _program(data: bytes) -> dict:
-    if not data:
+def _program(data: Any) -> dict:
+    if not len(data):
         return {}
     try:
         header, _ = exe.read_header(data)
@@ -121,37 +120,45 @@ def _program(data: bytes) -> dict:
             "compiler": header.compiler}
 
 
-def _describe_op(where: str, node: Any, op_count: int) -> NeuronOpDesc:
+def _describe_op(op: Any, op_count: int) -> NeuronOpDesc:
+    node = op.node
     try:
         spec = from_attrs(node.attr)
     except ValueError:  # includes UnicodeDecodeError from a corrupt name list
-        raise UserError(f"NeuronOp {node.name!r} ({where}) has corrupt attributes: "
+        raise UserError(f"NeuronOp {node.name!r} ({op.where}) has corrupt attributes: "
                         "recompile the model") from None
+    executable = op.heavy.get("executable", memoryview(b""))
     data_inputs = [i for i in node.input if not i.startswith("^")]
     inputs = tuple(TensorDesc(name, dtype_name(d), s) for name, d, s in
                    zip(data_inputs, spec.input_dtypes, spec.input_shapes))
     outputs = tuple(TensorDesc(f"{node.name}:{k}", dtype_name(d), s) for k, (d, s) in
                     enumerate(zip(spec.output_dtypes, spec.output_shapes)))
     return NeuronOpDesc(
-        name=node.name, location=where, inputs=inputs, outputs=outputs,
-        executable_bytes=len(spec.executable), compiled=bool(spec.executable),
+        name=node.name, location=op.where, inputs=inputs, outputs=outputs,
+        executable_bytes=len(executable), compiled=bool(len(executable)),
         model_config=spec.model_config, replicas=_replicas(node, op_count),
         placement=_placement(node), input_batch_axis=spec.input_batch_axis,
-        output_batch_axis=spec.output_batch_axis, program=_program(spec.executable))
+        output_batch_axis=spec.output_batch_axis, program=_program(executable))
 
 
 def inspect_saved_model(model_dir: str | os.PathLike) -> InspectReport:
-    """Describe the SavedModel at ``model_dir`` (protobuf only)."""
-    path = os.fspath(model_dir)
-    loaded = read_saved_model(path)
-    metas = []
-    for meta_graph in loaded.saved_model.meta_graphs:
-        nodes = list(iter_neuron_op_nodes(meta_graph))
-        counts = count_meta_graph(meta_graph)
-        metas.append(MetaGraphDesc(
-            tags=tuple(meta_graph.meta_info_def.tags), signatures=_signatures(meta_graph),
-            ops_total=counts.total, ops_on_neuron=counts.on_neuron,
-            graph_nodes=counts.graph_nodes, on_neuron_ratio=counts.ratio,
-            neuron_ops=tuple(_describe_op(w, n, len(nodes)) for w, n in nodes)))
-    size = os.path.getsize(os.path.join(path, "saved_model.pb"))
-    return InspectReport(path, size, tuple(metas))
+    """Describe the SavedModel at ``model_dir`` (a memory-mapped view: no full parse)."""
+    view = open_saved_model_view(model_dir)
+    try:
+        metas = []
+        for meta in view.meta_graphs:
+            counts = count_view(meta)
+            metas.append(MetaGraphDesc(
+                tags=meta.tags, signatures=_signatures(meta.meta), ops_total=counts.total,
+                ops_on_neuron=counts.on_neuron, graph_nodes=counts.graph_nodes,
+                on_neuron_ratio=counts.ratio,
+                neuron_ops=tuple(_describe_op(op, len(meta.neuron_ops))
+                                 for op in meta.neuron_ops)))
+        return InspectReport(view.path, view.size, tuple(metas))
+    except (ValueError, KeyError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"{view.path}: saved_model.pb is corrupt ({exc}): re-export the "
+                        "model") from None
+    finally:
+        view.close()

@@ -82,3 +82,23 @@ def count_meta_graph(meta_graph: Any) -> OperatorCounts:
             parts.append(count_nodes(function.node_def))
     return OperatorCounts(*(sum(getattr(p, f) for p in parts)
                             for f in ("graph_nodes", "neuron_ops", "on_neuron", "total")))
+
+
+def _inner_op_count(graph_def: Any) -> int:
+    """Like :func:`segment_op_count`, on the raw bytes (a memoryview), without parsing."""
+    from neuroncli.format import wire
+    buf = memoryview(graph_def)
+    count = 0
+    for node in wire.fields(buf):
+        if node.number == 1:
+            op = wire.first(buf, node.value_start, node.end, 2)
+            count += op is None or bytes(buf[op.value_start:op.end]) != b"Placeholder"
+    return count
+
+
+def count_view(meta: Any) -> OperatorCounts:
+    """:func:`count_meta_graph` over a :class:`neuroncli.format.view.MetaGraphView`."""
+    compiled = [op for op in meta.neuron_ops if len(op.heavy.get("executable", b""))]
+    on_neuron = sum(_inner_op_count(op.heavy.get("graph_def", b"")) for op in compiled)
+    nodes = meta.graph_nodes + sum(meta.library_nodes.values())
+    return OperatorCounts(nodes, len(compiled), on_neuron, nodes + on_neuron - len(compiled))

@@ -82,7 +82,7 @@ def read_header(data: bytes) -> tuple[ExecutableHeader, int]:
     if end > len(data):
         raise ExecutableError("executable is truncated (header cut short)")
     try:
-        fields = json.loads(data[_FIXED.size:end])
+        fields = json.loads(bytes(data[_FIXED.size:end]))
         fields["input_names"] = tuple(fields["input_names"])
         fields["output_names"] = tuple(fields["output_names"])
         return ExecutableHeader(**fields), end

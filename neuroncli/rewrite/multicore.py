@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from neuroncli.errors import UserError
-from neuroncli.format.neuron_op import (
-    ATTR_AUTO_MULTICORE, from_attrs, int_attr, iter_neuron_op_nodes,
-)
+from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, from_attrs, int_attr
 from neuroncli.rewrite.rewriter import RewriteReport, rewrite_saved_model
 
 MAX_CORES = 64
@@ -31,25 +29,23 @@ def check_num_cores(num_cores: Any) -> int:
     return num_cores
 
 
-def check_replicable(meta_graph: Any) -> None:
+def check_replicable(meta: Any) -> None:
     """Refuse programs spanning several pipeline cores: they cannot be replicated."""
-    for where, node in iter_neuron_op_nodes(meta_graph):
-        config = from_attrs(node.attr).model_config
+    for op in meta.neuron_ops:
+        config = from_attrs(op.node.attr).model_config
         if len(config) > 1 and config[1] > 1:
-            raise UserError(f"NeuronOp {node.name!r} ({where}) was compiled for {config[1]} "
-                            "pipeline cores (--neuroncore-pipeline-cores) and cannot be "
-                            "replicated: recompile without pipeline cores to use auto-multicore")
+            raise UserError(f"NeuronOp {op.node.name!r} ({op.where}) was compiled for "
+                            f"{config[1]} pipeline cores (--neuroncore-pipeline-cores) and "
+                            "cannot be replicated: recompile without pipeline cores to use "
+                            "auto-multicore")
 
 
-def tag_replicas(meta_graph: Any, num_cores: int) -> dict:
-    """Tag every NeuronOp of ``meta_graph`` (in place); returns the summary detail."""
+def tag_replicas(meta: Any, num_cores: int) -> tuple[dict, dict]:
+    """The ``_automatic_multicore`` edit of every NeuronOp of a meta graph view."""
     check_num_cores(num_cores)
-    check_replicable(meta_graph)
-    tagged = 0
-    for _, node in iter_neuron_op_nodes(meta_graph):
-        node.attr[ATTR_AUTO_MULTICORE].CopyFrom(int_attr(num_cores))
-        tagged += 1
-    return {"tagged": tagged, "replicas": num_cores}
+    check_replicable(meta)
+    edits = {op.start: {ATTR_AUTO_MULTICORE: int_attr(num_cores)} for op in meta.neuron_ops}
+    return {"tagged": len(edits), "replicas": num_cores}, edits
 
 
 def auto_multicore_saved_model(model_dir: str, new_model_dir: str, num_cores: int, *,

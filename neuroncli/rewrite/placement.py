@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neuroncli.errors import UsageError, UserError
-from neuroncli.format.neuron_op import ATTR_NC_COUNT, ATTR_START_NC, int_attr, iter_neuron_op_nodes
+from neuroncli.format.neuron_op import ATTR_NC_COUNT, ATTR_START_NC, int_attr
 from neuroncli.rewrite.multicore import MAX_CORES, check_replicable
 from neuroncli.rewrite.rewriter import RewriteReport, rewrite_saved_model
 
@@ -66,17 +66,15 @@ class Placement:
         return f"{self.nc_count} cores from {where}"
 
 
-def tag_placement(meta_graph: Any, placement: Placement) -> dict:
-    """Write ``placement`` into every NeuronOp of ``meta_graph`` (in place)."""
+def tag_placement(meta: Any, placement: Placement) -> tuple[dict, dict]:
+    """The placement edit of every NeuronOp of a meta graph view."""
     if placement.nc_count not in (-1, 1):
-        check_replicable(meta_graph)
-    tagged = 0
-    for _, node in iter_neuron_op_nodes(meta_graph):
-        node.attr[ATTR_START_NC].CopyFrom(int_attr(placement.start_nc))
-        node.attr[ATTR_NC_COUNT].CopyFrom(int_attr(placement.nc_count))
-        tagged += 1
-    return {"tagged": tagged, "start_nc": placement.start_nc, "nc_count": placement.nc_count,
-            "placement": placement.describe()}
+        check_replicable(meta)
+    attrs = {ATTR_START_NC: int_attr(placement.start_nc),
+             ATTR_NC_COUNT: int_attr(placement.nc_count)}
+    edits = {op.start: attrs for op in meta.neuron_ops}
+    return {"tagged": len(edits), "start_nc": placement.start_nc,
+            "nc_count": placement.nc_count, "placement": placement.describe()}, edits
 
 
 def place_saved_model(model_dir: str, new_model_dir: str, placement: Placement, *,

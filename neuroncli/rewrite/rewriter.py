@@ -1,9 +1,9 @@
 """The shared shape of a protobuf rewrite: read, validate, edit every meta graph, write.
 
 Both ``tf-neuron-auto-multicore`` and ``neuron-place`` change only attributes of NeuronOp nodes.
-:func:`rewrite_saved_model` does the rest once: read the SavedModel (protobuf only), let the
-edit validate and change each meta graph, then write the result atomically next to a copy of
-``variables/`` and ``assets/``.  The input directory is never modified.
+:func:`rewrite_saved_model` does the rest once: map the SavedModel, let the edit validate each
+meta graph and say which attributes to set, then write the patched bytes atomically next to a
+copy of ``variables/`` and ``assets/``.  The input directory is never modified.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from neuroncli.errors import UserError
-from neuroncli.format.neuron_op import iter_neuron_op_nodes, from_attrs
+from neuroncli.format.neuron_op import from_attrs
+from neuroncli.format.view import patched_chunks
 from neuroncli.savedmodel import (
-    atomic_output, check_output_path, copy_model_files, read_saved_model, write_saved_model,
+    atomic_output, check_output_path, copy_model_files, open_saved_model_view,
 )
 
 
@@ -46,20 +47,21 @@ class RewriteReport:
         return json.dumps(doc, indent=2, sort_keys=True)
 
 
-Edit = Callable[[Any], dict]  # (meta graph) -> detail for the summary; raises UserError
+Edit = Callable[[Any], tuple[dict, dict]]
+"""(MetaGraphView) -> (summary detail, {NeuronOp start: {attr: AttrValue}}); raises UserError."""
 
 
-def require_compiled(model_dir: str, saved_model: Any) -> None:
+def require_compiled(model_dir: str, view: Any) -> None:
     """Refuse a model with no NeuronOp, and read every NeuronOp's schema once."""
     found = False
-    for meta_graph in saved_model.meta_graphs:
-        for where, node in iter_neuron_op_nodes(meta_graph):
+    for meta in view.meta_graphs:
+        for op in meta.neuron_ops:
             found = True
             try:
-                from_attrs(node.attr)
-            except (ValueError, UnicodeDecodeError):
-                raise UserError(f"{model_dir}: NeuronOp {node.name!r} ({where}) has corrupt "
-                                "attributes: recompile the model") from None
+                from_attrs(op.node.attr)
+            except ValueError:  # includes UnicodeDecodeError
+                raise UserError(f"{model_dir}: NeuronOp {op.node.name!r} ({op.where}) has "
+                                "corrupt attributes: recompile the model") from None
     if not found:
         raise UserError(f"{model_dir}: not a compiled model (no NeuronOp): run "
                         "neuron-compile first")
@@ -67,20 +69,33 @@ def require_compiled(model_dir: str, saved_model: Any) -> None:
 
 def rewrite_saved_model(command: str, model_dir: str, new_model_dir: str, edit: Edit, *,
                         force: bool = False) -> RewriteReport:
-    """Apply ``edit`` to every meta graph of ``model_dir`` and write ``new_model_dir``."""
+    """Apply ``edit`` to every meta graph of ``model_dir`` and write ``new_model_dir``.
+
+    Only the edited NodeDefs are re-encoded; every other byte of ``saved_model.pb`` is copied
+    from a memory map of the input (:mod:`neuroncli.format.view`).
+    """
     started = time.perf_counter()
     model_dir, new_model_dir = os.fspath(model_dir), os.fspath(new_model_dir)
-    loaded = read_saved_model(model_dir)
-    check_output_path(new_model_dir, input_dir=model_dir, force=force)
-    saved_model = loaded.saved_model
-    require_compiled(model_dir, saved_model)
-    summaries = []
-    for meta_graph in saved_model.meta_graphs:
-        count = sum(1 for _ in iter_neuron_op_nodes(meta_graph))
-        detail = edit(meta_graph) if count else {}
-        summaries.append(MetaGraphSummary(tuple(meta_graph.meta_info_def.tags), count, detail))
-    with atomic_output(new_model_dir, input_dir=model_dir, force=force) as tmp:
-        write_saved_model(tmp, saved_model)
-        copy_model_files(model_dir, tmp)
+    view = open_saved_model_view(model_dir)
+    try:
+        check_output_path(new_model_dir, input_dir=model_dir, force=force)
+        require_compiled(model_dir, view)
+        summaries, edits = [], {}
+        for meta in view.meta_graphs:
+            detail, changes = edit(meta) if meta.neuron_ops else ({}, {})
+            edits.update(changes)
+            summaries.append(MetaGraphSummary(meta.tags, len(meta.neuron_ops), detail))
+        with atomic_output(new_model_dir, input_dir=model_dir, force=force) as tmp:
+            _write_chunks(os.path.join(tmp, "saved_model.pb"), patched_chunks(view, edits))
+            copy_model_files(model_dir, tmp)
+    finally:
+        view.close()
     return RewriteReport(command, model_dir, new_model_dir, tuple(summaries),
                          time.perf_counter() - started)
+
+
+def _write_chunks(path: str, chunks: list) -> None:
+    with open(path, "wb") as handle:
+        handle.writelines(chunks)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -39,8 +39,8 @@ class LoadedSavedModel:
         return list(self.saved_model.meta_graphs)
 
 
-def read_saved_model(model_dir: str | os.PathLike) -> LoadedSavedModel:
-    """Parse ``model_dir/saved_model.pb`` with clear errors for every way it can be wrong."""
+def saved_model_file(model_dir: str | os.PathLike) -> str:
+    """``model_dir/saved_model.pb``, with a clear error for every way it can be missing."""
     path = os.fspath(model_dir)
     if not os.path.exists(path):
         raise UserError(f"{path}: no such directory: pass the SavedModel directory")
@@ -53,6 +53,13 @@ def read_saved_model(model_dir: str | os.PathLike) -> LoadedSavedModel:
             raise UserError(f"{path}: only saved_model.pbtxt found; neuroncli reads binary "
                             "SavedModels: re-save it with tf.saved_model.save")
         raise UserError(f"{path}: no saved_model.pb: this is not a SavedModel directory")
+    return pb
+
+
+def read_saved_model(model_dir: str | os.PathLike) -> LoadedSavedModel:
+    """Parse ``model_dir/saved_model.pb`` with clear errors for every way it can be wrong."""
+    path = os.fspath(model_dir)
+    pb = saved_model_file(path)
     try:
         size = os.path.getsize(pb)
         if size > _MAX_PB_BYTES:
@@ -68,9 +75,32 @@ def read_saved_model(model_dir: str | os.PathLike) -> LoadedSavedModel:
         raise UserError(f"{pb}: not a valid SavedModel protobuf (truncated or corrupt): "
                         "re-export the model") from None
     if not saved_model.meta_graphs:
-        raise UserError(f"{pb}: the SavedModel holds no meta graph (truncated or corrupt): "
-                        "re-export the model")
+        raise UserError(_no_meta_graph(pb))
     return LoadedSavedModel(path=path, saved_model=saved_model)
+
+
+def _no_meta_graph(pb: str) -> str:
+    return f"{pb}: the SavedModel holds no meta graph (truncated or corrupt): re-export the model"
+
+
+def open_saved_model_view(model_dir: str | os.PathLike) -> Any:
+    """A lazy :class:`~neuroncli.format.view.SavedModelView`, with the same clear errors as
+    :func:`read_saved_model` but without parsing the (possibly huge) graphs."""
+    from neuroncli.format.view import open_view
+    from neuroncli.format.wire import WireError
+    path = os.fspath(model_dir)
+    pb = saved_model_file(path)
+    try:
+        view = open_view(path)
+    except OSError as exc:
+        raise UserError(f"{pb}: cannot read: {exc.strerror}") from None
+    except (WireError, DecodeError, RuntimeError, ValueError):
+        raise UserError(f"{pb}: not a valid SavedModel protobuf (truncated or corrupt): "
+                        "re-export the model") from None
+    if not view.meta_graphs:
+        view.close()
+        raise UserError(_no_meta_graph(pb))
+    return view
 
 
 def tag_sets(saved_model: Any) -> list[tuple[str, ...]]:

@@ -1,0 +1,93 @@
+"""Benchmark the protobuf-only commands: ``tf-neuron-auto-multicore``, ``neuron-inspect``.
+
+* auto-multicore on a compiled ResNet50 vs ``python -c "import tensorflow"`` in the same run
+  (that import alone is what AWS's tool pays before it starts): goal < 0.25x;
+* auto-multicore on a model with 1 GB of variables vs ``cp -r`` of the same directory:
+  goal <= 1.2x (the copy dominates; we use copyfile, i.e. sendfile);
+* ``neuron-inspect`` on the compiled ResNet50: goal < 0.3 s.
+
+Each figure is the best of a few fresh processes.  ``python bench/bench_rewrite.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+GIB = 1 << 30
+
+
+def _best(cmd: list[str], repeat: int, before=None) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        if before:
+            before()
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _row(figure: str, goal: str, measured: str, ratio: float | None, passed: bool) -> dict:
+    return {"figure": figure, "goal": goal, "measured": measured,
+            "ratio": "" if ratio is None else f"{ratio:.2f}x", "passed": passed}
+
+
+def _compiled_resnet(work: Path) -> Path:
+    from tests import zoo
+    import neuroncli
+    out = work / "resnet_neuron"
+    neuroncli.saved_model.compile(zoo.build("resnet50", ROOT / "build" / "zoo"), out)
+    return out
+
+
+def _big_variables_model(compiled: Path, work: Path) -> Path:
+    model = work / "big"
+    shutil.copytree(compiled, model)
+    (model / "variables").mkdir(exist_ok=True)
+    chunk = bytes(range(256)) * (1 << 14)  # 4 MiB, not all zeros
+    with open(model / "variables" / "variables.data-00000-of-00001", "wb") as handle:
+        for _ in range(GIB // len(chunk)):
+            handle.write(chunk)
+    (model / "variables" / "variables.index").write_bytes(b"index")
+    return model
+
+
+def summary() -> list[dict]:
+    work = Path(tempfile.mkdtemp(prefix="bench-rewrite-", dir=ROOT / "build"))
+    try:
+        resnet = _compiled_resnet(work)
+        out = work / "out"
+        clear = lambda: shutil.rmtree(out, ignore_errors=True)  # noqa: E731
+        tf_import = _best([sys.executable, "-c", "import tensorflow"], 2)
+        multicore = _best([str(BIN / "tf-neuron-auto-multicore"), str(resnet), "--num_cores",
+                           "8", "--new_model_dir", str(out)], 3, clear)
+        inspect = _best([str(BIN / "neuron-inspect"), str(resnet)], 3)
+        big = _big_variables_model(resnet, work)
+        cp = _best(["cp", "-r", str(big), str(out)], 3, clear)
+        big_multicore = _best([str(BIN / "tf-neuron-auto-multicore"), str(big), "--num_cores",
+                               "4", "--new_model_dir", str(out)], 3, clear)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [
+        _row("python -c 'import tensorflow'", "-", f"{tf_import:.2f} s", None, True),
+        _row("tf-neuron-auto-multicore resnet50", "< 0.25x TF import", f"{multicore:.2f} s",
+             multicore / tf_import, multicore / tf_import < 0.25),
+        _row("cp -r model with 1 GiB variables", "-", f"{cp:.2f} s", None, True),
+        _row("tf-neuron-auto-multicore, 1 GiB variables", "<= 1.2x cp -r",
+             f"{big_multicore:.2f} s", big_multicore / cp, big_multicore / cp <= 1.2),
+        _row("neuron-inspect resnet50", "< 0.3 s", f"{inspect:.2f} s", None, inspect < 0.3),
+    ]
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_compile import print_table
+    print_table(summary())
