@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -86,8 +87,12 @@ def rewrite_saved_model(command: str, model_dir: str, new_model_dir: str, edit: 
             edits.update(changes)
             summaries.append(MetaGraphSummary(meta.tags, len(meta.neuron_ops), detail))
         with atomic_output(new_model_dir, input_dir=model_dir, force=force) as tmp:
-            _write_chunks(os.path.join(tmp, "saved_model.pb"), patched_chunks(view, edits))
-            copy_model_files(model_dir, tmp)
+            # variables/ can be gigabytes: copy it while the protobuf is written
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                copying = pool.submit(copy_model_files, model_dir, tmp)
+                _write_chunks(os.path.join(tmp, "saved_model.pb"),
+                              patched_chunks(view, edits))
+                copying.result()
     finally:
         view.close()
     return RewriteReport(command, model_dir, new_model_dir, tuple(summaries),
@@ -97,5 +102,3 @@ def rewrite_saved_model(command: str, model_dir: str, new_model_dir: str, edit: 
 def _write_chunks(path: str, chunks: list) -> None:
     with open(path, "wb") as handle:
         handle.writelines(chunks)
-        handle.flush()
-        os.fsync(handle.fileno())

@@ -113,8 +113,6 @@ def write_saved_model(directory: str, saved_model: Any) -> int:
     path = os.path.join(directory, "saved_model.pb")
     with open(path, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
     return len(data)
 
 
