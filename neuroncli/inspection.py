@@ -17,18 +17,13 @@ from typing import Any
 from neuroncli.errors import UserError
 from neuroncli.format import executable as exe
 from neuroncli.format.counts import count_view
-from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, from_attrs
+from neuroncli.format.neuron_op import (
+    ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, TensorDesc, from_attrs, shape_from_proto,
+)
 from neuroncli.proto import dtype_name
 from neuroncli.savedmodel import open_saved_model_view
 
 DEFAULT_REPLICAS = 4  # AWS: a single-NeuronOp model is copied onto up to 4 visible cores
-
-
-@dataclass(frozen=True)
-class TensorDesc:
-    name: str
-    dtype: str
-    shape: tuple | None
 
 
 @dataclass(frozen=True)
@@ -70,19 +65,13 @@ class InspectReport:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
 
-def _shape(msg: Any) -> tuple | None:
-    if msg.unknown_rank:
-        return None
-    return tuple(None if d.size < 0 else int(d.size) for d in msg.dim)
-
-
 def _signatures(meta_graph: Any) -> dict:
     out = {}
     for key in sorted(meta_graph.signature_def):
         sig = meta_graph.signature_def[key]
         out[key] = {kind: {k: asdict(TensorDesc(getattr(sig, kind)[k].name,
                                                 dtype_name(getattr(sig, kind)[k].dtype),
-                                                _shape(getattr(sig, kind)[k].tensor_shape)))
+                                                shape_from_proto(getattr(sig, kind)[k].tensor_shape)))
                            for k in sorted(getattr(sig, kind))}
                     for kind in ("inputs", "outputs")}
         out[key]["method_name"] = sig.method_name

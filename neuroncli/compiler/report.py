@@ -13,16 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from neuroncli.format.counts import OperatorCounts, count_graph
+from neuroncli.format.neuron_op import TensorDesc
 from neuroncli.proto import dtype_name
-
-
-@dataclass(frozen=True)
-class TensorReport:
-    """A tensor at a segment boundary: name (outside the segment), dtype and compiled shape."""
-
-    name: str
-    dtype: str
-    shape: tuple | None
 
 
 @dataclass(frozen=True)
@@ -34,8 +26,8 @@ class SegmentReport:
     compiled: bool
     reason: str
     nodes: int
-    inputs: tuple[TensorReport, ...]
-    outputs: tuple[TensorReport, ...]
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...]
     op_histogram: dict[str, int]
     executable_bytes: int
     flops: int
@@ -77,8 +69,8 @@ class CompileReport:
         return json.dumps(doc, indent=2, sort_keys=True)
 
 
-def _tensors(refs: Any, dtypes: Any, shapes_: Any) -> tuple[TensorReport, ...]:
-    return tuple(TensorReport(r, dtype_name(d), None if s is None else tuple(s))
+def _tensors(refs: Any, dtypes: Any, shapes_: Any) -> tuple[TensorDesc, ...]:
+    return tuple(TensorDesc(r, dtype_name(d), None if s is None else tuple(s))
                  for r, d, s in zip(refs, dtypes, shapes_))
 
 
@@ -116,7 +108,7 @@ def _shape(shape: tuple | None) -> str:
     return "(" + ",".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def _tensor_list(tensors: tuple[TensorReport, ...], limit: int = 4) -> str:
+def _tensor_list(tensors: tuple[TensorDesc, ...], limit: int = 4) -> str:
     text = "\n".join(f"{t.dtype}{_shape(t.shape)}" for t in tensors[:limit])
     return text + (f"\n… {len(tensors) - limit} more" if len(tensors) > limit else "")
 

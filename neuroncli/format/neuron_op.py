@@ -21,6 +21,15 @@ ATTR_NC_COUNT = "_neuroncli_nc_count"
 
 
 @dataclass(frozen=True)
+class TensorDesc:
+    """A tensor at a NeuronOp's boundary, for reports: name, dtype name, shape."""
+
+    name: str
+    dtype: str
+    shape: tuple | None
+
+
+@dataclass(frozen=True)
 class NeuronOpSpec:
     """Everything a ``NeuronOp`` node says.  Shapes use ``None`` for unknown dimensions."""
 

@@ -40,12 +40,14 @@ class TensorSpec:
         from neuroncli.proto import dtype_name
         return dtype_name(self.dtype)
 
+    @property
+    def is_string(self) -> bool:
+        return self.dtype == 7  # DT_STRING
+
     @classmethod
     def from_tensor_info(cls, key: str, info: Any) -> TensorSpec:
-        dims = info.tensor_shape
-        shape = None if dims.unknown_rank else tuple(
-            None if d.size < 0 else int(d.size) for d in dims.dim)
-        return cls(key, info.name, int(info.dtype), shape)
+        from neuroncli.format.neuron_op import shape_from_proto
+        return cls(key, info.name, int(info.dtype), shape_from_proto(info.tensor_shape))
 
 
 def numpy_dtype(dtype: int) -> np.dtype:

@@ -32,40 +32,11 @@ import numpy as np
 
 from neuroncli.errors import UserError
 from neuroncli.lazy_tf import import_tensorflow
+from neuroncli.runtime.inputs import TensorSpec
 from neuroncli.savedmodel import is_tf2, read_saved_model, select_meta_graph, select_signature
 
 __all__ = ["ReferenceModel", "TensorSpec", "run_savedmodel"]
 
-_DT_STRING = 7
-
-
-class TensorSpec:
-    """One signature input or output: key, tensor name, DataType number and shape.
-
-    ``shape`` is ``None`` for an unknown rank, else a tuple with ``None`` for unknown dims.
-    """
-
-    __slots__ = ("key", "name", "dtype", "shape")
-
-    def __init__(self, key: str, name: str, dtype: int, shape: tuple[int | None, ...] | None):
-        self.key = key
-        self.name = name
-        self.dtype = dtype
-        self.shape = shape
-
-    @classmethod
-    def from_tensor_info(cls, key: str, info: Any) -> TensorSpec:
-        ts = info.tensor_shape
-        shape = None if ts.unknown_rank else tuple(
-            None if d.size < 0 else int(d.size) for d in ts.dim)
-        return cls(key, info.name, int(info.dtype), shape)
-
-    @property
-    def is_string(self) -> bool:
-        return self.dtype == _DT_STRING
-
-    def __repr__(self) -> str:
-        return f"TensorSpec({self.key!r}, {self.name!r}, dtype={self.dtype}, shape={self.shape})"
 
 
 class ReferenceModel:
