@@ -57,3 +57,19 @@ def test_help_does_not_import_tensorflow(argv: list[str]) -> None:
     # and the installed console script itself works
     out = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True)
     assert out.returncode == 0 and "Usage" in out.stdout
+
+
+def test_descriptor_cache_is_written_reused_and_survives_corruption(tmp_path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    code = ("from neuroncli import proto\n"
+            "m = proto.SavedModel(); m.meta_graphs.add().graph_def.node.add(name='a')\n"
+            "assert proto.SavedModel.FromString(m.SerializeToString()) == m\n"
+            "print('ok')")
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.strip() == "ok"
+    (cache,) = list((tmp_path / "neuroncli").iterdir())
+    cache.write_bytes(b'["google.protobuf.any_pb2"]\n\x05\x00\x00\x00ab')  # truncated record
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -147,3 +147,12 @@ def test_exact_auto_multicore_command_on_resnet50(zoo_root: Path, tmp_path: Path
         model(**x)
     assert dict(model.stats().core_calls) == {c: 2 for c in range(8)}
     model.unload()
+
+
+def test_placement_past_the_visible_cores_is_refused_at_load(compiled: Path, runtime,
+                                                             tmp_path: Path) -> None:
+    subprocess.run([script("neuron-place"), str(compiled), "--new_model_dir",
+                    str(tmp_path / "p"), "--start-nc", "5"], check=True)
+    with pytest.raises(UserError, match="visible"):
+        neuroncli.load(tmp_path / "p")
+    assert not any(runtime.pool.usage())  # nothing reserved by the failed load

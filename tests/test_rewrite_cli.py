@@ -105,6 +105,7 @@ def test_only_the_tag_changes(compiled: Path, tmp_path: Path) -> None:
 
 
 def test_place_writes_placement(compiled: Path, tmp_path: Path) -> None:
+    before = _digest(compiled)
     result = _run("neuron-place", str(compiled), "--new_model_dir", str(tmp_path / "p"),
                   "--start-nc", "1", "--nc-count", "2")
     assert result.returncode == 0, result.stderr
@@ -114,6 +115,8 @@ def test_place_writes_placement(compiled: Path, tmp_path: Path) -> None:
                   "--multicore")
     assert result.returncode == 0 and "every visible core" in result.stdout
     assert _tags(tmp_path / "q", neuron_op.ATTR_NC_COUNT) == [("serve", "graph", 0)]
+    assert _run("neuron-inspect", str(compiled)).returncode == 0
+    assert _digest(compiled) == before  # place and inspect leave the input untouched
 
 
 def test_inspect(aws_style: Path, compiled: Path) -> None:

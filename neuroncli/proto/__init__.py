@@ -6,7 +6,8 @@ its serialized ``FileDescriptorProto`` as the argument of ``AddSerializedFile``.
 bytes with :mod:`ast` (never executing TensorFlow's code), add them to protobuf's *default*
 descriptor pool under TensorFlow's own file names, and build message classes from the pool.
 
-Because the pool and the file names are the ones TensorFlow uses, importing TensorFlow later
+The descriptors are cached in ``~/.cache/neuroncli`` (keyed by the installed TensorFlow), so
+later runs skip the parsing.  Because the pool and the file names are the ones TensorFlow uses, importing TensorFlow later
 adds byte-identical files (a no-op) and ``tf.compat.v1.GraphDef is proto.GraphDef`` holds: the
 same classes serve both worlds.  If TensorFlow is already imported we simply reuse its modules.
 """
@@ -14,9 +15,12 @@ same classes serve both worlds.  If TensorFlow is already imported we simply reu
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
+import json
 import importlib.util
 import os
+import struct
 import sys
 import threading
 from types import SimpleNamespace
@@ -84,27 +88,83 @@ def _read_descriptor(path: str) -> tuple[bytes, list[str]]:
     return blob, deps
 
 
-def _load_closure(site: str, module: str, done: set[str]) -> None:
+def _closure(site: str, module: str, done: set[str], google: list[str],
+             blobs: list[bytes]) -> None:
+    """Collect the descriptors ``module`` needs, dependencies first."""
     if module in done:
         return
     done.add(module)
     if module.startswith("google.protobuf"):
-        importlib.import_module(module)  # protobuf's own well-known types: cheap, no TF
+        google.append(module)  # protobuf's own well-known types: cheap to import, no TF
         return
     path = os.path.join(site, *module.split(".")) + ".py"
     blob, deps = _read_descriptor(path)
     for dep in deps:
-        _load_closure(site, dep, done)
-    descriptor_pool.Default().AddSerializedFile(blob)
+        _closure(site, dep, done, google, blobs)
+    blobs.append(blob)
+
+
+def _cache_path(site: str) -> str:
+    """Cache file keyed by the installed TensorFlow (its __init__'s path, size and mtime)."""
+    stat = os.stat(os.path.join(site, "tensorflow", "__init__.py"))
+    key = hashlib.sha256(f"{site}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "neuroncli", f"tf-descriptors-{key}.bin")
+
+
+def _read_cache(path: str) -> tuple[list[str], list[bytes]] | None:
+    """Format: a JSON line with the google modules, then (u32 length, descriptor) records."""
+    try:
+        with open(path, "rb") as handle:
+            google = json.loads(handle.readline())
+            data = handle.read()
+    except (OSError, ValueError):
+        return None
+    blobs, pos = [], 0
+    while pos + 4 <= len(data):
+        (size,) = struct.unpack_from("<I", data, pos)
+        blobs.append(data[pos + 4:pos + 4 + size])
+        pos += 4 + size
+    return (google, blobs) if pos == len(data) and blobs else None
+
+
+def _write_cache(path: str, google: list[str], blobs: list[bytes]) -> None:
+    try:  # a cache: any failure just means the next run reads the wheel again
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(json.dumps(google).encode() + b"\n")
+            for blob in blobs:
+                handle.write(struct.pack("<I", len(blob)) + blob)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _load_descriptors() -> None:
+    site = _tensorflow_site()
+    cache = _cache_path(site)
+    cached = _read_cache(cache)
+    if cached is None:
+        google: list[str] = []
+        blobs: list[bytes] = []
+        done: set[str] = set()
+        for root in _ROOTS:
+            _closure(site, root, done, google, blobs)
+        _write_cache(cache, google, blobs)
+    else:
+        google, blobs = cached
+    for module in google:
+        importlib.import_module(module)
+    pool = descriptor_pool.Default()
+    for blob in blobs:
+        pool.AddSerializedFile(blob)
 
 
 def _build() -> SimpleNamespace:
     pool = descriptor_pool.Default()
     if "tensorflow" not in sys.modules:
-        site = _tensorflow_site()
-        done: set[str] = set()
-        for root in _ROOTS:
-            _load_closure(site, root, done)
+        _load_descriptors()
     else:  # TensorFlow is loaded: its pb2 modules are already in the pool.
         for root in _ROOTS:
             importlib.import_module(root)
