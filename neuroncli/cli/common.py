@@ -32,6 +32,22 @@ def verbosity_options(func: Callable) -> Callable:
     return func
 
 
+def model_selection_options(func: Callable) -> Callable:
+    """``--signature_def`` and ``--tag_set`` (both spellings), as every model-reading command
+    takes them; the callback receives ``signature_def`` and ``tags`` (a tuple or None)."""
+    func = click.option("--tag_set", "--tag-set", "tags", metavar="TAGS", callback=_split_tags,
+                        help="Comma-separated tag set of the meta graph (default: serve).")(func)
+    func = click.option("--signature_def", "--signature-def", "--signature_def_key",
+                        "signature_def",
+                        help="Signature to use (default: serving_default).")(func)
+    return func
+
+
+def _split_tags(ctx: click.Context, param: click.Parameter,
+                value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(t for t in value.split(",") if t)
+
+
 def stdout_console() -> Any:
     from rich.console import Console
     return Console(soft_wrap=False, highlight=False)

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from neuroncli.cli.common import (
-    command, invoke, progress_callback, stdout_console, verbosity_options,
+    command, invoke, model_selection_options, progress_callback, stdout_console,
+    verbosity_options,
 )
 
 _HELP = """Compile the SavedModel in MODEL_DIR for NeuronCores into NEW_MODEL_DIR.
@@ -34,10 +35,7 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
               metavar="NAME=D0,D1,...", help="Full shape of a signature input (repeatable).")
 @click.option("--inputs", "inputs_file", type=click.Path(), metavar="FILE.npz",
               help="Example inputs (keys = signature input keys); their shapes are used.")
-@click.option("--tag_set", "--tag-set", "tag_set", metavar="TAGS",
-              help="Comma-separated tag set of the meta graph (default: serve).")
-@click.option("--signature_def", "--signature-def", "--signature_def_key", "signature_def",
-              help="Signature to compile (default: serving_default).")
+@model_selection_options
 @click.option("--minimum_segment_size", "--minimum-segment-size", type=click.IntRange(min=1),
               default=None, help="Smallest segment (ops, Identity not counted) to compile.")
 @click.option("--no_fuse_ops", "--no-fuse-ops", multiple=True, metavar="NAMES",
@@ -62,7 +60,7 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
 @verbosity_options
 @command
 def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
-                    input_shape: tuple[str, ...], inputs_file: str | None, tag_set: str | None,
+                    input_shape: tuple[str, ...], inputs_file: str | None, tags: tuple[str, ...] | None,
                     signature_def: str | None, minimum_segment_size: int | None,
                     no_fuse_ops: tuple[str, ...], force_fuse_ops: tuple[str, ...],
                     compiler_args: str | None, compiler_workdir: str | None,
@@ -79,7 +77,7 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
         batch_size=batch_size,
         model_shape_feed_dict=saved_model.parse_input_shapes(input_shape),
         model_feed_dict=feed,
-        tags=tuple(t for t in tag_set.split(",") if t) if tag_set is not None else None,
+        tags=tags,
         signature_def_key=signature_def, minimum_segment_size=minimum_segment_size,
         no_fuse_ops=_names(no_fuse_ops), force_fuse_ops=_names(force_fuse_ops),
         compiler_args=compiler_args, compiler_workdir=compiler_workdir,

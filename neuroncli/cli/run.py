@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from neuroncli.cli.common import command, stdout_console, verbosity_options
+from neuroncli.cli.common import (
+    command, model_selection_options, stdout_console, verbosity_options,
+)
 
 _HELP = """Run the compiled SavedModel in MODEL_DIR on simulated NeuronCores.
 
@@ -34,16 +36,13 @@ visible cores from NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES.
               help="Caller threads running at once.")
 @click.option("--instance-type", "--instance_type", "instance_type", metavar="TYPE",
               help="Simulated instance, e.g. inf1.xlarge (default inf2.xlarge).")
-@click.option("--signature_def", "--signature-def", "signature_def",
-              help="Signature to run (default: serving_default).")
-@click.option("--tag_set", "--tag-set", "tag_set", metavar="TAGS",
-              help="Comma-separated tag set of the meta graph (default: serve).")
+@model_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @verbosity_options
 @command
 def run_command(model_dir: str, inputs_file: str | None, use_random: bool, batch: int | None,
                 seed: int, repeat: int, threads: int, instance_type: str | None,
-                signature_def: str | None, tag_set: str | None, as_json: bool,
+                signature_def: str | None, tags: tuple[str, ...] | None, as_json: bool,
                 verbose: int, quiet: bool) -> int:
     from neuroncli.errors import UsageError
     from neuroncli.runtime.inputs import load_npz
@@ -55,7 +54,6 @@ def run_command(model_dir: str, inputs_file: str | None, use_random: bool, batch
         raise UsageError("--inputs and --random/--batch exclude each other: pick one")
     feed = load_npz(inputs_file) if inputs_file else None
     runtime = NeuronRuntime(instance_type)
-    tags = tuple(t for t in tag_set.split(",") if t) if tag_set is not None else None
     with load(model_dir, signature_def, tags, runtime=runtime) as model:
         if feed is None:
             feed = model.random_inputs(batch, seed)

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from neuroncli.cli.common import command, stdout_console, verbosity_options
+from neuroncli.cli.common import (
+    command, model_selection_options, stdout_console, verbosity_options,
+)
 
 _HELP = """Run ORIGINAL_DIR in TensorFlow and COMPILED_DIR on simulated NeuronCores on the same
 inputs and compare every output.
@@ -38,17 +40,14 @@ outputs match, 1 a mismatch or an error (e.g. signatures that do not correspond)
               help="Absolute tolerance for floating-point outputs.")
 @click.option("--instance-type", "--instance_type", "instance_type", metavar="TYPE",
               help="Simulated instance, e.g. inf1.xlarge (default inf2.xlarge).")
-@click.option("--signature_def", "--signature-def", "signature_def",
-              help="Signature to compare (default: serving_default).")
-@click.option("--tag_set", "--tag-set", "tag_set", metavar="TAGS",
-              help="Comma-separated tag set of the meta graphs (default: serve).")
+@model_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @verbosity_options
 @command
 def verify_command(original_dir: str, compiled_dir: str, inputs_file: str | None,
                    use_random: bool, runs: int, seed: int, batch: int | None, rtol: float,
                    atol: float, instance_type: str | None, signature_def: str | None,
-                   tag_set: str | None, as_json: bool, verbose: int, quiet: bool) -> int:
+                   tags: tuple[str, ...] | None, as_json: bool, verbose: int, quiet: bool) -> int:
     from neuroncli.errors import EXIT_USER, UsageError
     from neuroncli.runtime.inputs import load_npz
     from neuroncli.runtime.simulator import NeuronRuntime
@@ -57,7 +56,6 @@ def verify_command(original_dir: str, compiled_dir: str, inputs_file: str | None
     if inputs_file and (use_random or batch is not None or runs != 1):
         raise UsageError("--inputs excludes --random, --runs and --batch: pick one source")
     feed = load_npz(inputs_file) if inputs_file else None
-    tags = tuple(t for t in tag_set.split(",") if t) if tag_set is not None else None
     report = verify(original_dir, compiled_dir, feed, runs=runs, rtol=rtol, atol=atol,
                     seed=seed, batch=batch, signature_def_key=signature_def, tags=tags,
                     runtime=NeuronRuntime(instance_type))
