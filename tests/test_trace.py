@@ -146,3 +146,19 @@ def test_traced_model_takes_the_placement_calls(dense: keras.Model, traced: obje
         assert placed.neuron_model.cores == (3,)
     finally:
         set_default_runtime(previous)
+
+
+def test_analyze_model_counts_supported_and_unsupported_ops(capsys) -> None:
+    @tf.function
+    def parse_and_score(text):
+        numbers = tf.strings.to_number(tf.strings.split(text, ",").to_tensor("0"))
+        return tf.nn.relu(tf.matmul(numbers, tf.ones([4, 2])))
+
+    result = neuroncli.analyze_model(parse_and_score, tf.constant(["1,2,3,4"]))
+    assert result["supported"]["MatMul"] == 1 and result["supported"]["Relu"] == 1
+    assert result["unsupported"]["StringToNumber"] == 1
+    total = sum(result["supported"].values()) + sum(result["unsupported"].values())
+    assert result["total"] == total
+    assert result["percent_supported"] == pytest.approx(
+        100 * sum(result["supported"].values()) / total)
+    assert "operations supported" in capsys.readouterr().out
