@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from neuroncli.cli.common import command, invoke, verbosity_options
+from neuroncli.cli.common import command, echo_rewrite_report, invoke, verbosity_options
 
 _HELP = """Tag every NeuronOp of the compiled model in MODEL_DIR for replication over
 NUM_CORES NeuronCores, writing NEW_MODEL_DIR.  Protobuf only: no TensorFlow start-up.
@@ -26,13 +26,8 @@ def auto_multicore_command(model_dir: str, num_cores: int, new_model_dir: str, f
     from neuroncli.rewrite import auto_multicore_saved_model
 
     report = auto_multicore_saved_model(model_dir, new_model_dir, num_cores, force=force)
-    if as_json:
-        click.echo(report.to_json())
-    elif not quiet:
-        for meta in report.meta_graphs:
-            tags = ",".join(meta.tags)
-            click.echo(f"meta graph {{{tags}}}: {meta.neuron_ops} NeuronOp(s) tagged, "
-                       f"{meta.detail.get('replicas', '-')} replicas")
+    echo_rewrite_report(report, as_json, quiet, lambda meta: (
+        f"{meta.neuron_ops} NeuronOp(s) tagged, {meta.detail.get('replicas', '-')} replicas"))
     return 0
 
 

@@ -48,6 +48,23 @@ def _split_tags(ctx: click.Context, param: click.Parameter,
     return None if value is None else tuple(t for t in value.split(",") if t)
 
 
+def instance_type_option(func: Callable) -> Callable:
+    """``--instance-type`` for the commands that run on the simulated device."""
+    return click.option("--instance-type", "--instance_type", "instance_type", metavar="TYPE",
+                        help="Simulated instance, e.g. inf1.xlarge (default inf2.xlarge)."
+                        )(func)
+
+
+def echo_rewrite_report(report: Any, as_json: bool, quiet: bool,
+                        describe: Callable[[Any], str]) -> None:
+    """A rewrite's result: its JSON, or one line per meta graph ``{tags}: describe(meta)``."""
+    if as_json:
+        click.echo(report.to_json())
+    elif not quiet:
+        for meta in report.meta_graphs:
+            click.echo(f"meta graph {{{','.join(meta.tags)}}}: {describe(meta)}")
+
+
 def stdout_console() -> Any:
     from rich.console import Console
     return Console(soft_wrap=False, highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from neuroncli.cli.common import command, invoke, verbosity_options
+from neuroncli.cli.common import command, echo_rewrite_report, invoke, verbosity_options
 
 _HELP = """Pin the compiled model in MODEL_DIR to NeuronCores, writing NEW_MODEL_DIR.
 
@@ -33,12 +33,8 @@ def place_command(model_dir: str, new_model_dir: str, start_nc: int | None,
 
     placement = Placement.from_options(start_nc, nc_count, multicore)
     report = place_saved_model(model_dir, new_model_dir, placement, force=force)
-    if as_json:
-        click.echo(report.to_json())
-    elif not quiet:
-        for meta in report.meta_graphs:
-            click.echo(f"meta graph {{{','.join(meta.tags)}}}: {meta.neuron_ops} NeuronOp(s) "
-                       f"placed on {meta.detail.get('placement', '-')}")
+    echo_rewrite_report(report, as_json, quiet, lambda meta: (
+        f"{meta.neuron_ops} NeuronOp(s) placed on {meta.detail.get('placement', '-')}"))
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from neuroncli.cli.common import (
-    command, model_selection_options, stdout_console, verbosity_options,
+    command, instance_type_option, model_selection_options, stdout_console, verbosity_options,
 )
 
 _HELP = """Run the compiled SavedModel in MODEL_DIR on simulated NeuronCores.
@@ -34,8 +34,7 @@ visible cores from NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES.
               help="Inferences per caller thread.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Caller threads running at once.")
-@click.option("--instance-type", "--instance_type", "instance_type", metavar="TYPE",
-              help="Simulated instance, e.g. inf1.xlarge (default inf2.xlarge).")
+@instance_type_option
 @model_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @verbosity_options

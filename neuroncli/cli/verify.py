@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from neuroncli.cli.common import (
-    command, model_selection_options, stdout_console, verbosity_options,
+    command, instance_type_option, model_selection_options, stdout_console, verbosity_options,
 )
 
 _HELP = """Run ORIGINAL_DIR in TensorFlow and COMPILED_DIR on simulated NeuronCores on the same
@@ -38,8 +38,7 @@ outputs match, 1 a mismatch or an error (e.g. signatures that do not correspond)
               help="Relative tolerance for floating-point outputs.")
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-6, show_default=True,
               help="Absolute tolerance for floating-point outputs.")
-@click.option("--instance-type", "--instance_type", "instance_type", metavar="TYPE",
-              help="Simulated instance, e.g. inf1.xlarge (default inf2.xlarge).")
+@instance_type_option
 @model_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @verbosity_options
