@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # pytest-xdist workers: the machine has 2 cores.
 JOBS ?= 2
 
-.PHONY: install demo test test-all bench lint clean
+.PHONY: install demo test test-all bench fuzz soak lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,14 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# 100,000 mutated saved_model.pb files through the protobuf-only commands (fixed seed).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz_savedmodel --cases 100000
+
+# The runtime for 10 minutes, 4 threads over 3 models: calls, errors, resident memory.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes 10
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q neuroncli tests bench

@@ -17,8 +17,8 @@ def test_empty_environment_gives_defaults() -> None:
     ("--neuroncore-pipeline-cores=2 --dynamic-batch-size",
      CompilerFlags(pipeline_cores=2, dynamic_batch=True)),
     ("--workdir './my dir' --must-compile", CompilerFlags(workdir="./my dir", must_compile=True)),
-    ("--extract-weights", CompilerFlags(extract_weights="inf2.xlarge")),
-    ("--extract-weights inf1.2xlarge", CompilerFlags(extract_weights="inf1.2xlarge")),
+    ("--extract-weights", CompilerFlags(extract_weights="inf1.2xlarge")),  # AWS documents it
+    ("--extract-weights inf2.xlarge", CompilerFlags(extract_weights="inf2.xlarge")),
     ("--verbose=debug", CompilerFlags(verbose=3)),
     ("--verbose 1", CompilerFlags(verbose=1)),
 ])

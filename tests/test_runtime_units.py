@@ -14,6 +14,7 @@ import pytest
 from neuroncli import proto
 from neuroncli.errors import UserError
 from neuroncli.format.executable import ExecutableHeader
+from neuroncli.format.instances import GIB
 from neuroncli.runtime import batching, instance, placement
 from neuroncli.runtime.cores import CorePool
 from neuroncli.runtime.program import Program
@@ -40,9 +41,9 @@ def program(name: str = "op", *, shapes: tuple = ((1, 4),), axes: tuple = (-1,),
 
 def test_instance_types_match_the_format_facts() -> None:
     assert instance.instance_spec("inf1.xlarge").cores == 4
-    assert instance.instance_spec("inf1.xlarge").core_memory_bytes == 2 * instance.GIB
+    assert instance.instance_spec("inf1.xlarge").core_memory_bytes == 2 * GIB
     assert instance.instance_spec("inf2.24xlarge").cores == 12
-    assert instance.instance_spec("trn1.32xlarge").core_memory_bytes == 16 * instance.GIB
+    assert instance.instance_spec("trn1.32xlarge").core_memory_bytes == 16 * GIB
     assert instance.instance_spec(environ={}).name == "inf2.xlarge"
     env = {"NEURON_SIM_INSTANCE_TYPE": "inf1.6xlarge"}
     assert instance.instance_spec(environ=env).cores == 16

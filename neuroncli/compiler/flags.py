@@ -13,11 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from neuroncli.errors import UserError
+from neuroncli.format.instances import INSTANCE_TYPES
 
 ENV = "NEURON_CC_FLAGS"
-INSTANCE_TYPES = ("inf1.xlarge", "inf1.2xlarge", "inf1.6xlarge", "inf1.24xlarge",
-                  "inf2.xlarge", "inf2.8xlarge", "inf2.24xlarge", "inf2.48xlarge",
-                  "trn1.2xlarge", "trn1.32xlarge")
+DEFAULT_EXTRACT_INSTANCE = "inf1.2xlarge"  # what AWS documents for a bare --extract-weights
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,8 @@ class CompilerFlags:
     pipeline_cores: ``--neuroncore-pipeline-cores N``: cores one program spans (1..64).
     dynamic_batch: ``--dynamic-batch-size``: batch axis 0 on every NeuronOp input and output.
     workdir: ``--workdir DIR``: dump the shaped and fused graphs and each segment's files.
-    extract_weights: ``--extract-weights [INSTANCE]``: pass weights as inputs (or None).
+    extract_weights: ``--extract-weights [INSTANCE]``: the instance type weights are sized
+        for (default inf1.2xlarge, as AWS documents), or None: weights stay out of the protobuf, in ``variables/``.
     must_compile: ``--must-compile``: a segment that fails to compile is an error.
     verbose: ``--verbose LEVEL``: compile log detail (0-3, or debug/info/warning/error).
     """
@@ -106,7 +106,7 @@ def _apply(flags: CompilerFlags, flag: str, value: str | None, source: str) -> C
         return replace(flags, dynamic_batch=True)
     if flag == "--must-compile":
         return replace(flags, must_compile=True)
-    instance = value or "inf2.xlarge"
+    instance = (value or DEFAULT_EXTRACT_INSTANCE).lower()
     if instance not in INSTANCE_TYPES:
         raise UserError(f"{source}: --extract-weights names unknown instance type "
                         f"{instance!r}; known: {', '.join(INSTANCE_TYPES)}")

@@ -49,9 +49,6 @@ class CompileOptions:
                             f"{self.minimum_segment_size!r}")
         if self.jobs < 1:
             raise UserError(f"jobs must be at least 1, got {self.jobs}")
-        if self.flags.extract_weights is not None:
-            raise UserError("--extract-weights is not available yet in this neuroncli: "
-                            "compile without it")
         overlap = sorted(set(self.no_fuse_ops) & set(self.force_fuse_ops))
         if overlap:
             raise UserError(f"node {overlap[0]!r} is in both no_fuse_ops and force_fuse_ops: "

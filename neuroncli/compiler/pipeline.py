@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from neuroncli import proto
-from neuroncli.compiler import backend, output, shapes
+from neuroncli.compiler import backend, output, shapes, weights
 from neuroncli.compiler.freeze import FrozenGraph, freeze
 from neuroncli.compiler.options import CompileOptions
 from neuroncli.compiler.report import CompileReport, build_report
@@ -77,12 +77,16 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
                             force_fuse_ops=options.force_fuse_ops, extra_rule=extra_rule)
     plan = partition(graph, policy, minimum_segment_size=options.minimum_segment_size,
                      graph_outputs=tuple(frozen.outputs.values()))
+    duplicates = None
+    if options.flags.extract_weights:
+        duplicates = weights.max_num_duplicates(frozen.weights.nbytes,
+                                                options.flags.extract_weights)
     results = _compile_segments(graph, plan, options, progress)
     failed = [(s, r) for s, r, _ in results if not r.ok]
     if failed and options.flags.must_compile:
         names = "; ".join(f"segment {s.index} ({r.reason})" for s, r in failed)
         raise UserError(f"--must-compile: {len(failed)} segment(s) failed to compile: {names}")
-    mapping, names = _fuse(graph, results, options)
+    mapping, names = _fuse(graph, results, options, duplicates)
     fused = graph_to_graphdef(graph)
     if options.workdir:
         output.dump_workdir(options.workdir, shaped, fused, results)
@@ -94,13 +98,14 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
     """Compile ``model_dir`` into ``new_model_dir``; returns the report."""
     started = time.perf_counter()
     prep = _prepare(model_dir, new_model_dir, options)
-    frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature)
+    frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature,
+                    extract=options.flags.extract_weights is not None)
     done = compile_frozen(frozen, prep.input_shapes, options, progress)
     saved_model = output.build_saved_model(prep.meta_graph, prep.signature_key,
                                            prep.signature, frozen, done.fused, done.mapping,
                                            done.graph)
     with atomic_output(new_model_dir, input_dir=model_dir, force=options.force) as tmp:
-        output.write(tmp, model_dir, saved_model)
+        output.write(tmp, model_dir, saved_model, frozen.weights)
     return report_for(done, model_dir=model_dir, new_model_dir=new_model_dir,
                       signature_key=prep.signature_key, seconds=time.perf_counter() - started)
 
@@ -126,7 +131,7 @@ def _feed_by_tensor(frozen: FrozenGraph, options: CompileOptions) -> dict[str, A
         return None
     by_key = {k: frozen.inputs[k] for k in frozen.inputs}
     by_node = {v.split(":")[0]: v for v in frozen.inputs.values()}
-    feed = {}
+    feed = weights.read_feeds(frozen.graph_def, frozen.weights)
     for name, value in options.feed.items():
         tensor = by_key.get(name) or by_node.get(name.split(":")[0])
         if tensor is not None:
@@ -143,6 +148,8 @@ def _prepare(model_dir: str, new_model_dir: str, options: CompileOptions) -> _Pr
         signature, batch_size=options.batch_size, shape_feed=options.input_shapes,
         feed=options.feed)
     check_output_path(new_model_dir, input_dir=model_dir, force=options.force)
+    weights.check_protobuf_limit(model_dir, weights.declared_weight_bytes(meta_graph),
+                                 meta_graph.graph_def.ByteSize(), options.flags.extract_weights)
     return _Prepared(model_dir, meta_graph, key, signature, input_shapes)
 
 
@@ -176,21 +183,27 @@ def _compile_segments(graph: Graph, plan: Plan, options: CompileOptions,
     return results
 
 
-def _fuse(graph: Graph, results: list,
-          options: CompileOptions) -> tuple[dict[str, str], dict[int, str]]:
+def _fuse(graph: Graph, results: list, options: CompileOptions,
+          duplicates: int | None) -> tuple[dict[str, str], dict[int, str]]:
     """Replace each compiled segment by its NeuronOp.
 
-    Returns old tensor -> new tensor (for the signature) and segment index -> NeuronOp name.
+    ``duplicates`` overrides ``max_num_duplicates`` (``--extract-weights``).  Returns old
+    tensor -> new tensor (for the signature) and segment index -> NeuronOp name.
     """
     ok = [(s, r, e) for s, r, e in results if r.ok]
     pipeline = options.flags.pipeline_cores
     dynamic = options.flags.dynamic_batch
+    # Extracted weights enter NeuronOps as inputs; they never have a batch axis.
+    weight_reads = {n.name for n in graph if n.op == "ReadVariableOp"}
     mapping: dict[str, str] = {}
     names: dict[int, str] = {}
     for segment, result, extracted in ok:
         config = neuron_op.model_config(global_cores=pipeline, this_cores=pipeline,
                                         neuron_op_count=len(ok),
-                                        executable_bytes=len(result.executable))
+                                        executable_bytes=len(result.executable),
+                                        max_duplicates=duplicates)
+        batched = [dynamic and ref.split(":")[0] not in weight_reads
+                   for ref in extracted.input_refs]
         graph_def_bytes = extracted.graph_def.SerializeToString(deterministic=True)
         spec = neuron_op.NeuronOpSpec(
             graph_def=graph_def_bytes, input_names=tuple(extracted.input_names),
@@ -200,7 +213,7 @@ def _fuse(graph: Graph, results: list,
             output_dtypes=tuple(extracted.output_dtypes),
             output_shapes=tuple(extracted.output_shapes),
             executable=result.executable,
-            input_batch_axis=tuple(0 if dynamic else -1 for _ in extracted.input_names),
+            input_batch_axis=tuple(0 if b else -1 for b in batched),
             output_batch_axis=tuple(0 if dynamic else -1 for _ in extracted.output_names),
             model_config=config)
         name = segment_digest_name(graph_def_bytes + result.executable)

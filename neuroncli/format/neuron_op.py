@@ -117,9 +117,12 @@ def from_attrs(attrs: Mapping[str, Any]) -> NeuronOpSpec:
 
 
 def model_config(*, global_cores: int, this_cores: int, neuron_op_count: int,
-                 executable_bytes: int) -> tuple[int, int, int, int]:
-    """``[global_opt_num_cores, this_opt_num_cores, max_num_duplicates, timeout_s]``."""
-    duplicates = 64 if neuron_op_count == 1 else 1
+                 executable_bytes: int,
+                 max_duplicates: int | None = None) -> tuple[int, int, int, int]:
+    """``[global_opt_num_cores, this_opt_num_cores, max_num_duplicates, timeout_s]``.
+
+    ``max_duplicates`` overrides AWS's default cap (64 for one NeuronOp, else 1)."""
+    duplicates = max_duplicates or (64 if neuron_op_count == 1 else 1)
     timeout = max(10, int(executable_bytes / 1e8))
     return (global_cores, this_cores, duplicates, timeout)
 

@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -118,6 +119,14 @@ class Runner:
         return list(out[:len(self.fetch_tensors)])
 
 
+@dataclass(frozen=True)
+class Weights:
+    """Extracted weights to restore at load: checkpoint prefix and (handle, dtype) pairs."""
+
+    prefix: str
+    handles: tuple[tuple[str, int], ...]
+
+
 class HostSession:
     """The graph and session of one loaded model.
 
@@ -127,7 +136,7 @@ class HostSession:
 
     def __init__(self, plan: ExecutionPlan, host_graph_def: Any, programs: Sequence[Program],
                  payloads: Mapping[str, bytes], *, cores: int, core_threads: int,
-                 host_threads: int) -> None:
+                 host_threads: int, weights: Weights | None = None) -> None:
         self.tf = tensorflow()
         self.graph = self.tf.Graph()
         self.host_pool = cores  # pools 0..cores-1 are the cores' own
@@ -135,6 +144,7 @@ class HostSession:
         with self.graph.as_default():
             self.tf.graph_util.import_graph_def(host_graph_def, name="")
             self._import_programs(plan, programs, payloads)
+            restore = self._restore_op(weights) if weights else None
         self.graph.finalize()
         config = self.tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=core_threads, allow_soft_placement=True)
@@ -143,6 +153,31 @@ class HostSession:
         config.session_inter_op_thread_pool.add(num_threads=host_threads)
         self.session: Any = self.tf.compat.v1.Session(graph=self.graph, config=config)
         self._close_lock = threading.Lock()
+        if restore is not None:
+            self._restore(weights, *restore)
+
+    def _restore_op(self, weights: Weights) -> tuple[Any, Any]:
+        """Ops that read every extracted weight from the checkpoint into its variable."""
+        tf = self.tf
+        with tf.name_scope("neuroncli_restore"):
+            prefix = tf.compat.v1.placeholder(tf.string, [], name="prefix")
+            tensors = tf.raw_ops.RestoreV2(
+                prefix=prefix, tensor_names=[n for n, _ in weights.handles],
+                shape_and_slices=[""] * len(weights.handles),
+                dtypes=[d for _, d in weights.handles])
+            assigns = [tf.raw_ops.AssignVariableOp(
+                resource=self.graph.get_tensor_by_name(f"{name}:0"), value=value)
+                for (name, _), value in zip(weights.handles, tensors)]
+            return tf.group(*assigns), prefix
+
+    def _restore(self, weights: Weights, op: Any, prefix: Any) -> None:
+        try:
+            self.session.run(op, {prefix: weights.prefix})
+        except self.tf.errors.OpError as exc:
+            self.close()
+            raise UserError(f"{weights.prefix}: cannot restore the model's extracted weights "
+                            f"({first_line(exc)}): copy the whole compiled model directory, "
+                            "variables/ included, or compile it again") from None
 
     def _import_programs(self, plan: ExecutionPlan, programs: Sequence[Program],
                          payloads: Mapping[str, bytes]) -> None:

@@ -1,8 +1,7 @@
 """Simulated instance types and the NeuronCores a process may use (no TensorFlow).
 
-Facts from shared/NEURON_FORMAT.md: core counts per instance type; a NeuronCore-v2 (inf2,
-trn1) has 16 GiB of device memory; an Inferentia1 chip has 4 cores sharing 8 GiB, which we
-model as 2 GiB per core.  The instance comes from ``--instance-type`` or
+The instance table (cores, memory per core) lives in :mod:`neuroncli.format.instances`,
+shared with the compiler.  The instance comes from ``--instance-type`` or
 ``NEURON_SIM_INSTANCE_TYPE`` (default ``inf2.xlarge``).
 
 The visible cores follow the real runtime's variables: ``NEURON_RT_VISIBLE_CORES`` (``2``,
@@ -13,50 +12,17 @@ runtime addresses cores by their index *within the visible set*, as ``start_nc``
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Mapping
 
 from neuroncli.errors import UserError
+from neuroncli.format.instances import INSTANCE_TYPES, InstanceSpec  # noqa: F401 (re-exported)
 
-GIB = 1 << 30
 ENV_INSTANCE = "NEURON_SIM_INSTANCE_TYPE"
 ENV_VISIBLE = "NEURON_RT_VISIBLE_CORES"
 ENV_NUM_CORES = "NEURON_RT_NUM_CORES"
 ENV_TIMEOUT = "NEURON_FRAMEWORK_INFER_TIMEOUT_SEC"
 DEFAULT_INSTANCE = "inf2.xlarge"
 DEFAULT_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class InstanceSpec:
-    """One instance type.
-
-    name: the EC2 instance type, e.g. ``inf2.xlarge``.
-    cores: NeuronCores on the instance.
-    core_memory_bytes: device memory one NeuronCore can hold.
-    generation: ``"v1"`` (Inferentia1) or ``"v2"`` (Inferentia2 / Trainium1).
-    """
-
-    name: str
-    cores: int
-    core_memory_bytes: int
-    generation: str
-
-
-def _spec(name: str, cores: int) -> InstanceSpec:
-    if name.startswith("inf1."):
-        return InstanceSpec(name, cores, 8 * GIB // 4, "v1")
-    return InstanceSpec(name, cores, 16 * GIB, "v2")
-
-
-INSTANCE_TYPES: dict[str, InstanceSpec] = {
-    spec.name: spec for spec in (
-        _spec("inf1.xlarge", 4), _spec("inf1.2xlarge", 4), _spec("inf1.6xlarge", 16),
-        _spec("inf1.24xlarge", 64), _spec("inf2.xlarge", 2), _spec("inf2.8xlarge", 2),
-        _spec("inf2.24xlarge", 12), _spec("inf2.48xlarge", 24), _spec("trn1.2xlarge", 2),
-        _spec("trn1.32xlarge", 32),
-    )
-}
 
 
 def instance_spec(name: str | None = None,

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from neuroncli.errors import UserError
+from neuroncli.format.weights import VARIABLES_PREFIX, variable_handles
 from neuroncli.graph import GraphError
 from neuroncli.proto import dtype_size
 from neuroncli.runtime import inputs as inputs_mod
@@ -239,14 +240,15 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
         from neuroncli.runtime.context import current
         start_nc, nc_count = current() or (None, None)
     path = os.fspath(model_dir)
-    signature, programs, payloads, plan, host_graph_def = _read(path, signature_def_key, tags)
+    signature, programs, payloads, plan, host_graph_def, weights = _read(
+        path, signature_def_key, tags)
     placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)
     reservation = _reservation(programs, placement, plan.bound)
     runtime.pool.reserve(f"model {path}", *reservation)
     try:
         host = HostSession(plan, host_graph_def, programs, payloads, cores=len(runtime.pool),
                            core_threads=runtime.core_threads,
-                           host_threads=runtime.host_threads)
+                           host_threads=runtime.host_threads, weights=weights)
         payloads.clear()
         del host_graph_def
         model = NeuronModel(path, signature, programs, plan, runtime, placement, reservation,
@@ -281,7 +283,22 @@ def _read(path: str, key: str | None, tags: Iterable[str] | None) -> tuple:
     except (GraphError, KeyError) as exc:
         raise UserError(f"{path}: the compiled graph is malformed ({exc}): recompile the "
                         "model") from None
-    return signature, programs, payloads, plan, host_graph_def
+    return (signature, programs, payloads, plan, host_graph_def,
+            _extracted_weights(path, meta_graph.graph_def))
+
+
+def _extracted_weights(path: str, graph_def: Any) -> Any:
+    """What to restore at load for a model compiled with ``--extract-weights`` (or None)."""
+    from neuroncli.runtime.host import Weights
+    handles = variable_handles(graph_def)
+    if not handles:
+        return None
+    prefix = os.path.join(path, VARIABLES_PREFIX)
+    if not os.path.isfile(prefix + ".index"):
+        raise UserError(f"{path}: the model keeps its weights in variables/ (compiled with "
+                        f"--extract-weights) but {prefix}.index is missing: copy the whole "
+                        "compiled model directory, variables/ included")
+    return Weights(prefix, tuple((n.name, int(n.attr["dtype"].type)) for n in handles))
 
 
 def _return_freed_memory() -> None:

@@ -12,8 +12,9 @@ tensor is computed once; values cross stages by name.
    placeholders must always be fed).  Control edges that cross a boundary are removed from the
    host graph (the order of the steps already honours them); their source becomes a *target*
    of its own stage so it still runs once.
-3. **Constants.**  A fetched tensor computed from constants alone (Const through identities)
-   never changes: a stage of nothing else runs once, at load, and a NeuronOp input that is
+3. **Constants.**  A fetched tensor computed from constants alone (Const through identities,
+   or an extracted weight: a ``ReadVariableOp`` of a variable restored at load that no op of
+   the graph writes) never changes: a stage of nothing else runs once, at load, and a NeuronOp input that is
    such a constant is *bound*: wired to the host graph's tensor when the program is imported,
    never fed and never sharded (weights the partitioner left on the CPU side cost nothing).
 4. **Aliases.**  A stage of nothing but signature placeholders and identities needs no
@@ -31,6 +32,7 @@ from typing import Any, Mapping, Sequence, Union
 
 from neuroncli import proto
 from neuroncli.format.neuron_op import NEURON_OP, shape_proto
+from neuroncli.format.weights import WRITER_OPS
 from neuroncli.graph import Graph, Node, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.runtime.program import Program
 
@@ -38,6 +40,7 @@ _ALIAS_OPS = frozenset({"Identity", "Snapshot", "StopGradient", "PreventGradient
 # Ops whose value never changes between calls when their inputs don't: a stage made only of
 # them is evaluated once at load, and NoOps over them are not worth running as targets.
 _PURE_OPS = _ALIAS_OPS | {"Const", "IdentityN", "NoOp"}
+_VARIABLE_READ_OPS = frozenset({"VarHandleOp", "ReadVariableOp"})
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,11 @@ class _Planner:
 
     def _pure_nodes(self) -> set[str]:
         pure: set[str] = set()
+        ops = _PURE_OPS
+        if not any(node.op in WRITER_OPS for node in self.graph):
+            ops = ops | _VARIABLE_READ_OPS
         for node in self.graph.topological_order():
-            if node.op in _PURE_OPS and all(src in pure for src in node.input_nodes()):
+            if node.op in ops and all(src in pure for src in node.input_nodes()):
                 pure.add(node.name)
         return pure
 

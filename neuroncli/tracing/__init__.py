@@ -63,7 +63,7 @@ def analyze_model(func: Callable, example_inputs: Any) -> dict:
     conv, values, concrete, _, _ = _traced(func, example_inputs, False)
     if concrete is None:
         raise UserError("analyze_model: the function has no inputs")
-    graph_def, _, _ = _convert_to_constants(concrete)
+    graph_def, _, _, _ = _convert_to_constants(concrete)
     graph = graph_from_graphdef(graph_def)
     shapes.annotate(graph, graph_def)
     policy = default_policy()

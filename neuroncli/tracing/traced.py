@@ -23,7 +23,8 @@ from neuroncli.compiler.freeze import FrozenGraph, _convert_to_constants, _prune
 from neuroncli.compiler.options import CompileOptions
 from neuroncli.compiler.pipeline import compile_frozen, report_for
 from neuroncli.partition import CallableRule
-from neuroncli.savedmodel import DEFAULT_SIGNATURE, SERVE, atomic_output, write_saved_model
+from neuroncli.compiler.weights import check_protobuf_limit
+from neuroncli.savedmodel import DEFAULT_SIGNATURE, SERVE, atomic_output, copy_model_files
 from neuroncli.tracing.conventions import KEYWORDS, STAR, Convention
 
 
@@ -55,12 +56,16 @@ def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple
                      values: list[Any], options: CompileOptions,
                      builder: Callable[[Any], bool] | None, started: float) -> TracedModel:
     """Freeze, compile, write to a private directory and load: the body of ``trace``."""
-    graph_def, in_names, out_names = _convert_to_constants(concrete)
+    extract = options.flags.extract_weights
+    check_protobuf_limit("trace", _captured_bytes(concrete.graph.variables),
+                         _captured_bytes(t for t in concrete.captured_inputs
+                                         if t.dtype.name != "resource"), extract)
+    graph_def, in_names, out_names, weights = _convert_to_constants(concrete, extract is not None)
     inputs = dict(zip(conv.keys, in_names))
     outputs = dict(zip(out_keys, out_names))
     frozen = FrozenGraph(_prune(graph_def, [*in_names, *out_names]), inputs, outputs,
                          {k: int(t.dtype.as_datatype_enum) for k, t in
-                          zip(conv.keys, concrete.inputs)})
+                          zip(conv.keys, concrete.inputs)}, weights)
     shapes = {k: tuple(int(d) for d in np.shape(v)) for k, v in zip(conv.keys, values)}
     extra = CallableRule(builder, "refused by subgraph_builder_function") if builder else None
     done = compile_frozen(frozen, shapes, options, extra_rule=extra)
@@ -69,7 +74,7 @@ def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple
                                            done.fused, done.mapping, done.graph)
     workdir = tempfile.mkdtemp(prefix="neuroncli-trace-")
     try:
-        write_saved_model(workdir, saved_model)
+        output.write(workdir, None, saved_model, frozen.weights)
         from neuroncli.runtime import load
         model = load(workdir)
     except BaseException:
@@ -78,6 +83,11 @@ def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple
     report = report_for(done, model_dir="<trace>", new_model_dir="",
                         signature_key=DEFAULT_SIGNATURE, seconds=time.perf_counter() - started)
     return TracedModel(model, conv, kind, out_keys, report, _Workdir(workdir))
+
+
+def _captured_bytes(values: Any) -> int:
+    """Bytes of captured variables or eager tensors: what freezing turns into constants."""
+    return sum(int(v.shape.num_elements() or 0) * v.dtype.size for v in values)
 
 
 class _Workdir:
@@ -153,6 +163,7 @@ class TracedModel:
         with atomic_output(os.fspath(directory), force=force) as tmp:
             shutil.copyfile(os.path.join(self._workdir.path, "saved_model.pb"),
                             os.path.join(tmp, "saved_model.pb"))
+            copy_model_files(self._workdir.path, tmp, parts=("variables",))
 
     def stats(self) -> Any:
         return self.neuron_model.stats()

@@ -1,0 +1,148 @@
+"""``--extract-weights`` and protobuf's 2 GB wall.
+
+A frozen graph carries every weight as a ``Const``, and a compiled model carries it twice (the
+NeuronOp's ``graph_def`` and its program), so ``saved_model.pb`` hits protobuf's 2 GB limit at
+about 1 GB of weights.  :func:`check_protobuf_limit` estimates that size from the declared
+variables (protobuf only, before TensorFlow is imported) and stops with a message naming
+``--extract-weights``, instead of a protobuf exception minutes later.
+
+With ``--extract-weights INSTANCE`` the freezer keeps each variable as a ``VarHandleOp``
+(read by the model's own ``ReadVariableOp``); the NeuronOps take the values as inputs, and the
+compiled model stores them in ``variables/`` as a TensorFlow checkpoint keyed by the handle's
+node name.  The runtime restores them once at load and binds them into the programs like any
+other constant.  ``max_num_duplicates`` then follows the instance's memory: the copies of the
+weights that fit in one core's memory, times its cores (at most 64, AWS's cap).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from neuroncli import proto
+from neuroncli.errors import UserError
+from neuroncli.format.instances import GIB, INSTANCE_TYPES
+from neuroncli.format.weights import VARIABLES_PREFIX
+
+PROTOBUF_LIMIT = 2**31 - 1
+#: How many times a frozen weight appears in a compiled saved_model.pb (graph_def + program).
+COPIES_IN_COMPILED_MODEL = 2
+MAX_DUPLICATES = 64
+VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
+
+
+@dataclass(frozen=True)
+class ExtractedWeights:
+    """Weights kept out of the graph: ``VarHandleOp`` node name -> value (numpy array)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(v.nbytes) for v in self.values.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+
+def _shape_bytes(dtype: int, shape: Any) -> int:
+    if shape.unknown_rank or any(d.size < 0 for d in shape.dim):
+        return 0
+    count = 1
+    for dim in shape.dim:
+        count *= dim.size
+    return count * proto.dtype_size(dtype)
+
+
+def declared_weight_bytes(meta_graph: Any) -> int:
+    """Bytes of the variables a meta graph declares (TF2: its object graph; TF1: its
+    variable nodes).  Unknown shapes count as nothing: this is an estimate, not a promise."""
+    objects = meta_graph.object_graph_def.nodes
+    if len(objects):
+        return sum(_shape_bytes(n.variable.dtype, n.variable.shape) for n in objects
+                   if n.WhichOneof("kind") == "variable")
+    return sum(_shape_bytes(n.attr["dtype"].type, n.attr["shape"].shape)
+               for n in meta_graph.graph_def.node if n.op in VARIABLE_OPS)
+
+
+def _gb(count: int) -> str:
+    return f"{count / 1e9:.2f} GB"
+
+
+def check_protobuf_limit(source: str, weight_bytes: int, graph_bytes: int,
+                         extract_weights: str | None) -> None:
+    """Refuse, before any work, a compile whose ``saved_model.pb`` would pass 2 GB."""
+    if extract_weights is not None:
+        return
+    estimate = COPIES_IN_COMPILED_MODEL * weight_bytes + graph_bytes
+    if estimate > PROTOBUF_LIMIT:
+        raise UserError(
+            f"{source}: {_gb(weight_bytes)} of weights would make the compiled "
+            f"saved_model.pb about {_gb(estimate)}, past protobuf's 2 GB limit: compile with "
+            "NEURON_CC_FLAGS='--extract-weights inf2.xlarge' to keep the weights in "
+            "variables/ instead")
+
+
+def max_num_duplicates(weight_bytes: int, instance: str) -> int:
+    """Copies of the weights that fit in one core's memory, times the instance's cores."""
+    spec = INSTANCE_TYPES[instance]
+    per_core = spec.core_memory_bytes // max(1, weight_bytes)
+    if per_core < 1:
+        raise UserError(
+            f"--extract-weights {instance}: the weights ({weight_bytes / GIB:.2f} GiB) do not "
+            f"fit in one NeuronCore of {instance} ({spec.core_memory_bytes / GIB:.0f} GiB): "
+            "name an instance with more memory per core, e.g. --extract-weights inf2.xlarge")
+    return min(MAX_DUPLICATES, per_core * spec.cores)
+
+
+def handles_for_placeholders(graph_def: Any, values: Mapping[str, Any]) -> None:
+    """Turn the resource ``Placeholder`` of each captured variable into a ``VarHandleOp``
+    (in place); ``values`` maps those node names to the variables' values."""
+    for node in graph_def.node:
+        if node.name in values and node.op == "Placeholder":
+            _make_handle(node, values[node.name])
+
+
+def _make_handle(node: Any, value: Any) -> None:
+    from neuroncli.lazy_tf import import_tensorflow
+    dtype = import_tensorflow().dtypes.as_dtype(value.dtype).as_datatype_enum
+    name, device = node.name, node.device
+    node.Clear()
+    node.name, node.op, node.device = name, "VarHandleOp", device
+    node.attr["dtype"].type = dtype
+    for dim in value.shape:
+        node.attr["shape"].shape.dim.add(size=int(dim))
+    node.attr["shared_name"].s = node.name.encode()
+    node.attr["container"].s = b""
+
+
+def write_variables(directory: str, weights: ExtractedWeights) -> None:
+    """Write ``directory/variables/variables.{index,data-*}``: one checkpoint tensor per
+    handle, keyed by its node name, in sorted order (the same weights give the same bytes)."""
+    from neuroncli.lazy_tf import import_tensorflow
+    tf = import_tensorflow()
+    os.makedirs(os.path.join(directory, "variables"), exist_ok=True)
+    names = sorted(weights.values)
+    with tf.device("/CPU:0"):
+        tf.raw_ops.SaveV2(prefix=os.path.join(directory, VARIABLES_PREFIX),
+                          tensor_names=names, shape_and_slices=[""] * len(names),
+                          tensors=[weights.values[n] for n in names])
+
+
+def read_feeds(graph_def: Any, weights: ExtractedWeights) -> dict[str, Any]:
+    """``ReadVariableOp`` output tensor -> its weight's value, so a graph whose variables are
+    not initialized can still be run (the shape pass on real inputs feeds these)."""
+    if not weights:
+        return {}
+    by_name = {node.name: node for node in graph_def.node}
+    feeds: dict[str, Any] = {}
+    for node in graph_def.node:
+        if node.op != "ReadVariableOp" or not node.input:
+            continue
+        source = by_name.get(node.input[0].split(":")[0])
+        while source is not None and source.op == "Identity" and source.input:
+            source = by_name.get(source.input[0].split(":")[0])
+        if source is not None and source.name in weights.values:
+            feeds[f"{node.name}:0"] = weights.values[source.name]
+    return feeds
