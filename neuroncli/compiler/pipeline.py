@@ -82,6 +82,7 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
         duplicates = weights.max_num_duplicates(frozen.weights.nbytes,
                                                 options.flags.extract_weights)
     results = _compile_segments(graph, plan, options, progress)
+    _log_compile(plan, results, options.flags.verbose)
     failed = [(s, r) for s, r, _ in results if not r.ok]
     if failed and options.flags.must_compile:
         names = "; ".join(f"segment {s.index} ({r.reason})" for s, r in failed)
@@ -91,6 +92,28 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
     if options.workdir:
         output.dump_workdir(options.workdir, shaped, fused, results)
     return CompiledGraph(frozen, shaped, plan, results, names, mapping, fused, graph)
+
+
+def _log_compile(plan: Plan, results: list, verbose: int) -> None:
+    """``--verbose LEVEL``: 1 warns of every CPU fallback, 2 adds each segment's compile log,
+    3 the whole partition plan.  Lines go to the ``neuroncli`` logger, which the level lowers
+    for them so they show without ``-v``."""
+    if verbose < 1:
+        return
+    level = {1: logging.WARNING, 2: logging.INFO}.get(verbose, logging.DEBUG)
+    previous = log.level
+    if log.getEffectiveLevel() > level:
+        log.setLevel(level)
+    try:
+        if verbose >= 3:
+            log.debug("partition plan:\n%s", plan)
+        for segment, result, _ in results:
+            if not result.ok:
+                log.warning("segment %d falls back to CPU: %s", segment.index, result.reason)
+            for line in result.log if verbose >= 2 else ():
+                log.info("%s", line)
+    finally:
+        log.setLevel(previous)
 
 
 def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOptions,
