@@ -98,10 +98,28 @@ def max_num_duplicates(weight_bytes: int, instance: str) -> int:
 
 def handles_for_placeholders(graph_def: Any, values: Mapping[str, Any]) -> None:
     """Turn the resource ``Placeholder`` of each captured variable into a ``VarHandleOp``
-    (in place); ``values`` maps those node names to the variables' values."""
+    (in place); ``values`` maps those node names to the variables' values.  Consumers that
+    reached a handle through ``Identity`` nodes (inlined function boundaries) read it
+    directly, leaving those identities dead for the pruner."""
     for node in graph_def.node:
         if node.name in values and node.op == "Placeholder":
             _make_handle(node, values[node.name])
+    by_name = {node.name: node for node in graph_def.node}
+    for node in graph_def.node:
+        for i, ref in enumerate(node.input):
+            source = _handle_behind(ref, by_name, values)
+            if source is not None and source != ref.split(":")[0]:
+                node.input[i] = source
+
+
+def _handle_behind(ref: str, by_name: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+    """The handle a data input ``ref`` reads through ``Identity`` nodes, if any."""
+    if ref.startswith("^"):
+        return None
+    node = by_name.get(ref.split(":")[0])
+    while node is not None and node.op == "Identity" and node.input:
+        node = by_name.get(node.input[0].split(":")[0])
+    return node.name if node is not None and node.name in values else None
 
 
 def _make_handle(node: Any, value: Any) -> None:
@@ -140,9 +158,7 @@ def read_feeds(graph_def: Any, weights: ExtractedWeights) -> dict[str, Any]:
     for node in graph_def.node:
         if node.op != "ReadVariableOp" or not node.input:
             continue
-        source = by_name.get(node.input[0].split(":")[0])
-        while source is not None and source.op == "Identity" and source.input:
-            source = by_name.get(source.input[0].split(":")[0])
-        if source is not None and source.name in weights.values:
-            feeds[f"{node.name}:0"] = weights.values[source.name]
+        source = _handle_behind(node.input[0], by_name, weights.values)
+        if source is not None:
+            feeds[f"{node.name}:0"] = weights.values[source]
     return feeds
