@@ -34,7 +34,7 @@ def make_options(*, batch_size: int = 1, model_shape_feed_dict: Mapping | None =
     if must_compile and not flags.must_compile:
         from dataclasses import replace
         flags = replace(flags, must_compile=True)
-    shapes = {str(k): tuple(int(d) for d in v) for k, v in (model_shape_feed_dict or {}).items()}
+    shapes = {str(k): _shape(k, v) for k, v in (model_shape_feed_dict or {}).items()}
     feed = None
     if model_feed_dict is not None:
         import numpy as np
@@ -51,13 +51,23 @@ def make_options(*, batch_size: int = 1, model_shape_feed_dict: Mapping | None =
         compiler_workdir=compiler_workdir, force=force, jobs=jobs)
 
 
+def _shape(key: Any, dims: Any) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in dims)
+    except (TypeError, ValueError):
+        raise UserError(f"model_shape_feed_dict[{key!r}] = {dims!r} is not a list of "
+                        "integers: give the input's full shape, e.g. [1, 224, 224, 3]") from None
+
+
 def compile_with_report(model_dir: str | os.PathLike, new_model_dir: str | os.PathLike,
                         options: CompileOptions,
-                        progress: Callable[[str, int, int], None] | None = None) -> Any:
-    """Compile and return the full report."""
+                        progress: Callable[[str, int, int], None] | None = None,
+                        accept: Callable[[Any, str], None] | None = None) -> Any:
+    """Compile and return the full report.  ``accept(report, directory)`` sees the complete
+    model before it is renamed into place, and may raise to write nothing."""
     from neuroncli.compiler.pipeline import compile_saved_model
     report = compile_saved_model(os.fspath(model_dir), os.fspath(new_model_dir), options,
-                                 progress)
+                                 progress, accept)
     counts = report.counts
     log.info("Number of operations in TensorFlow session: %d", report.ops_session)
     log.info("Number of operations after tf.neuron optimizations: %d", counts.graph_nodes)

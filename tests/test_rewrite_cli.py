@@ -162,7 +162,7 @@ def test_auto_multicore_bad_numbers(compiled: Path, tmp_path: Path, args: list, 
 
 
 @pytest.mark.parametrize("args, code, text", [
-    (["--nc-count", "0"], 1, "nc-count must be -1"),
+    (["--nc-count", "0"], 2, "0 cores is no placement"),
     (["--start-nc", "-2"], 2, "-2 is not in the range x>=-1"),
     (["--multicore", "--start-nc", "1"], 2, "cannot be combined"),
     ([], 2, "say where to place the model"),

@@ -2,7 +2,8 @@
 
 Commands are thin: parse arguments, call the library, print.  :func:`run` turns a
 :class:`~neuroncli.errors.UserError` into one line on stderr and its exit code (the traceback
-only with ``-v``), Ctrl-C into exit 130 with one line, and ends a successful run with a status line
+only with ``-v``), Ctrl-C into exit 130 with one line (which says so if the output had already
+been renamed into place), and ends a successful run with a status line
 ``PASSED | 2.41 s | neuron-compile ...`` on stderr.  :func:`invoke` does the same for click's
 usage errors (exit 2, one line).  Results go to stdout; ``NO_COLOR`` is
 honoured by rich itself.
@@ -13,7 +14,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -23,6 +26,17 @@ import click
 from neuroncli.errors import EXIT_INTERRUPTED, EXIT_OK, UserError
 
 VERBOSE_KEY = "verbose"
+
+
+class NonEmptyPath(click.Path):
+    """A path argument that refuses ``""``: the empty string would silently mean the working
+    directory (``os.path.abspath("")``), e.g. an output that "already exists"."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("the path is empty: pass a file or directory name", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def verbosity_options(func: Callable) -> Callable:
@@ -100,24 +114,86 @@ def run(body: Callable[[], int | None], *, verbose: int = 0, quiet: bool = False
         status: bool = True) -> None:
     """Run a command body with the house rules for errors, Ctrl-C and the status line."""
     started = time.perf_counter()
+    committed_before = _commits()[0]
+    stderr_fd = _exit_on_ctrl_c(committed_before)
     code = EXIT_OK
     try:
         code = body() or EXIT_OK
     except UserError as exc:
+        _outcome_decided()
         if verbose:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         code = exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing was written", err=True)
+    except KeyboardInterrupt:  # raised by code, or before the handler was installed
+        _outcome_decided()
+        click.echo(_interrupted(committed_before), err=True)
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = EXIT_OK
+    _outcome_decided()
+    if stderr_fd is not None:
+        os.close(stderr_fd)
     # A failure is exactly one line on stderr (the error); success ends with a status line.
     if status and not quiet and code == EXIT_OK:
         click.echo(f"PASSED | {time.perf_counter() - started:.2f} s | {command_line()}",
                    err=True)
     sys.exit(code)
+
+
+def _commits() -> tuple[int, str | None]:
+    """Outputs renamed into place so far (:func:`neuroncli.savedmodel.writer.commits`)."""
+    writer = sys.modules.get("neuroncli.savedmodel.writer")  # not imported: nothing written
+    return writer.commits() if hasattr(writer, "commits") else (0, None)
+
+
+def _interrupted(committed_before: int) -> str:
+    # The output may have been renamed into place just before Ctrl-C (while the report was
+    # printed, say): then "nothing was written" would be false.
+    count, last = _commits()
+    return (f"interrupted: {last} had already been written" if count > committed_before
+            else "interrupted: nothing was written")
+
+
+def _exit_on_ctrl_c(committed_before: int) -> int | None:
+    """Make Ctrl-C end the command from the signal handler: clean up, one line, exit 130.
+
+    A KeyboardInterrupt is not enough: raised inside TensorFlow's C++-to-Python callbacks
+    (``nest.flatten``'s isinstance checks, say) it is swallowed, printed, or turned into a
+    wrong result, and the command carries on and writes its output.  The handler removes
+    the temporaries being filled (:func:`~neuroncli.savedmodel.writer.abandon_temporaries`),
+    writes its line on a duplicate of the original stderr (``lazy_tf`` points fd 2 at
+    /dev/null while TensorFlow imports) and leaves with ``os._exit``: no TensorFlow teardown.
+    Returns that duplicate, for the caller to close once Ctrl-C is ignored again.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        return None
+    stderr_fd = os.dup(2)
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C waits for the clean-up
+        writer = sys.modules.get("neuroncli.savedmodel.writer")
+        if hasattr(writer, "abandon_temporaries"):
+            writer.abandon_temporaries()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.write(stderr_fd, (_interrupted(committed_before) + "\n").encode())
+        os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    return stderr_fd
+
+
+def _outcome_decided() -> None:
+    """Ignore Ctrl-C from here to the exit: the exit code is decided, and a late SIGINT would
+    otherwise print a second message or (once the interpreter has reset its handlers while
+    tearing TensorFlow down) kill a run that already succeeded."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def invoke(cmd: click.Command, prog_name: str) -> None:
@@ -126,7 +202,8 @@ def invoke(cmd: click.Command, prog_name: str) -> None:
         cmd.main(prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # Ctrl-C before the command body started
+        _outcome_decided()
         click.echo("interrupted: nothing was written", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.UsageError as exc:

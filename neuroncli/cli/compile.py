@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import click
 
 from neuroncli.cli.common import (
-    command, invoke, model_selection_options, progress_callback, stdout_console,
-    verbosity_options,
+    NonEmptyPath, command, invoke, model_selection_options, progress_callback,
+    stdout_console, verbosity_options,
 )
 
 _HELP = """Compile the SavedModel in MODEL_DIR for NeuronCores into NEW_MODEL_DIR.
@@ -27,13 +28,13 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @click.command("compile", help=_HELP)
-@click.argument("model_dir", type=click.Path())
-@click.argument("new_model_dir", type=click.Path())
+@click.argument("model_dir", type=NonEmptyPath())
+@click.argument("new_model_dir", type=NonEmptyPath())
 @click.option("--batch-size", "--batch_size", type=click.IntRange(min=1), default=1,
               show_default=True, help="Compile-time size of an unknown batch dimension.")
 @click.option("--input-shape", "--input_shape", "input_shape", multiple=True,
               metavar="NAME=D0,D1,...", help="Full shape of a signature input (repeatable).")
-@click.option("--inputs", "inputs_file", type=click.Path(), metavar="FILE.npz",
+@click.option("--inputs", "inputs_file", type=NonEmptyPath(), metavar="FILE.npz",
               help="Example inputs (keys = signature input keys); their shapes are used.")
 @model_selection_options
 @click.option("--minimum_segment_size", "--minimum-segment-size", type=click.IntRange(min=1),
@@ -44,7 +45,7 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
               help="Node names fused regardless of the support rules.")
 @click.option("--compiler_args", "--compiler-args", metavar="ARGS",
               help="Compiler flags, e.g. '--neuroncore-pipeline-cores 2' (after NEURON_CC_FLAGS).")
-@click.option("--compiler_workdir", "--compiler-workdir", type=click.Path(),
+@click.option("--compiler_workdir", "--compiler-workdir", type=NonEmptyPath(),
               help="Write compile artifacts (graphs, executables, logs) here.")
 @click.option("--must-compile", "--must_compile", is_flag=True,
               help="Fail if any segment cannot be compiled.")
@@ -68,8 +69,7 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
                     verify_after: bool, force: bool, as_json: bool, jobs: int, verbose: int,
                     quiet: bool) -> int:
     from neuroncli import saved_model
-    from neuroncli.compiler import report as report_mod
-    from neuroncli.errors import EXIT_THRESHOLD, EXIT_USER
+    from neuroncli.errors import UserError
 
     feed = saved_model.load_npz(inputs_file) if inputs_file else None
     bar, update = progress_callback(not (as_json or quiet))
@@ -82,32 +82,73 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
         no_fuse_ops=_names(no_fuse_ops), force_fuse_ops=_names(force_fuse_ops),
         compiler_args=compiler_args, compiler_workdir=compiler_workdir,
         must_compile=must_compile, force=force, jobs=jobs)
+    _check_workdir(options.workdir, model_dir)
+    verified: list[Any] = []
+
+    def accept(report: Any, directory: str) -> None:
+        """Gates run on the finished model before it is renamed into place: a failure
+        prints the report and writes nothing."""
+        if verify_after:
+            result = _verify(model_dir, directory, feed, options)
+            verified.append(dataclasses.replace(result, compiled_dir=new_model_dir))
+        failure = _gate_failure(report, verified[0] if verified else None, min_on_neuron_ratio)
+        if failure is not None:
+            _print(report, verified, as_json, quiet, verbose)
+            raise UserError(f"{failure[0]}: nothing was written", exit_code=failure[1])
+
     if bar is not None:
         with bar:
-            report = saved_model.compile_with_report(model_dir, new_model_dir, options, update)
+            report = saved_model.compile_with_report(model_dir, new_model_dir, options, update,
+                                                     accept)
     else:
-        report = saved_model.compile_with_report(model_dir, new_model_dir, options)
-    verified = _verify(model_dir, new_model_dir, feed, options) if verify_after else None
+        report = saved_model.compile_with_report(model_dir, new_model_dir, options,
+                                                 accept=accept)
+    _print(report, verified, as_json, quiet, verbose)
+    return 0
+
+
+def _gate_failure(report: Any, verified: Any,
+                  min_ratio: float | None) -> tuple[str, int] | None:
+    """``(message, exit code)`` of the first gate the compiled model fails, else None."""
+    from neuroncli.errors import EXIT_THRESHOLD, EXIT_USER
+    if verified is not None and not verified.passed:
+        failed = [o.key for o in verified.outputs if not o.passed]
+        return (f"--verify: {len(failed)} output(s) differ from the original: "
+                f"{', '.join(failed)}", EXIT_USER)
+    if min_ratio is not None and report.on_neuron_ratio < min_ratio:
+        return (f"OnNeuronRatio {report.on_neuron_ratio:.4f} is below --min-on-neuron-ratio "
+                f"{min_ratio}", EXIT_THRESHOLD)
+    return None
+
+
+def _print(report: Any, verified: list, as_json: bool, quiet: bool, verbose: int) -> None:
+    from neuroncli.compiler import report as report_mod
     if as_json:
         doc = json.loads(report.to_json())
-        if verified is not None:
-            doc["verify"] = verified.to_dict()
+        if verified:
+            doc["verify"] = verified[0].to_dict()
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
     elif not quiet:
         report_mod.render(report, stdout_console(), max_names=0 if verbose else 20)
-        if verified is not None:
+        if verified:
             from neuroncli.cli.verify import render_report
-            render_report(verified)
-    if verified is not None and not verified.passed:
-        failed = [o.key for o in verified.outputs if not o.passed]
-        click.echo(f"error: --verify: {len(failed)} output(s) differ from the original: "
-                   f"{', '.join(failed)}", err=True)
-        return EXIT_USER
-    if min_on_neuron_ratio is not None and report.on_neuron_ratio < min_on_neuron_ratio:
-        click.echo(f"error: OnNeuronRatio {report.on_neuron_ratio:.4f} is below "
-                   f"--min-on-neuron-ratio {min_on_neuron_ratio}", err=True)
-        return EXIT_THRESHOLD
-    return 0
+            render_report(verified[0])
+
+
+def _check_workdir(workdir: str | None, model_dir: str) -> None:
+    """The work directory is written after the whole compile: refuse a bad one before it."""
+    import os
+
+    from neuroncli.errors import UserError
+    if not workdir:
+        return
+    if os.path.lexists(workdir) and not os.path.isdir(workdir):
+        raise UserError(f"compiler work directory {workdir}: exists and is not a directory: pass "
+                        "a directory (it is created if missing)")
+    real, src = os.path.realpath(workdir), os.path.realpath(model_dir)
+    if real == src or real.startswith(src + os.sep):
+        raise UserError(f"compiler work directory {workdir}: is inside the input directory "
+                        f"{model_dir}: choose a path outside it (inputs are never modified)")
 
 
 def _verify(model_dir: str, new_model_dir: str, feed: dict | None, options: Any) -> Any:

@@ -6,7 +6,9 @@ from typing import Any
 
 import click
 
-from neuroncli.cli.common import command, invoke, stdout_console, verbosity_options
+from neuroncli.cli.common import (
+    NonEmptyPath, command, invoke, stdout_console, verbosity_options,
+)
 
 _HELP = """Describe the SavedModel in MODEL_DIR from its protobuf alone: tag sets, signatures,
 operator counts, OnNeuronRatio and one row per NeuronOp.  Exit codes: 0 ok, 1 error, 2 usage."""
@@ -51,7 +53,7 @@ def render(report: Any, console: Any) -> None:
 
 
 @click.command("inspect", help=_HELP)
-@click.argument("model_dir", type=click.Path())
+@click.argument("model_dir", type=NonEmptyPath())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @verbosity_options
 @command

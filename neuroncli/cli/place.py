@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import click
 
-from neuroncli.cli.common import command, echo_rewrite_report, invoke, verbosity_options
+from neuroncli.cli.common import (
+    NonEmptyPath, command, echo_rewrite_report, invoke, verbosity_options,
+)
+
+MAX_CORES = 64  # neuroncli.rewrite.MAX_CORES, without importing the rewrite for --help
 
 _HELP = """Pin the compiled model in MODEL_DIR to NeuronCores, writing NEW_MODEL_DIR.
 
@@ -13,14 +19,30 @@ _HELP = """Pin the compiled model in MODEL_DIR to NeuronCores, writing NEW_MODEL
 core.  The runtime honours the placement at load.  Exit codes: 0 ok, 1 error, 2 usage."""
 
 
+def _at_most(limit: int, what: str, forbid_zero: bool = False) -> Callable:
+    """An upper bound in the flag's own words (click's IntRange(min=-1) keeps the lower one);
+    ``--nc-count 0`` is a usage error too (0 cores means nothing: -1 is one core)."""
+    def check(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+        if value is not None and value > limit:
+            raise click.BadParameter(f"{value} is more than {limit}: pass {what}", ctx, param)
+        if forbid_zero and value == 0:
+            raise click.BadParameter(f"0 cores is no placement: pass {what}", ctx, param)
+        return value
+    return check
+
+
 @click.command("place", help=_HELP)
-@click.argument("model_dir", type=click.Path())
+@click.argument("model_dir", type=NonEmptyPath())
 @click.option("--new_model_dir", "--new-model-dir", "new_model_dir", required=True,
-              type=click.Path(), help="Where to write the placed model.")
+              type=NonEmptyPath(), help="Where to write the placed model.")
 @click.option("--start-nc", "--start_nc", "start_nc", type=click.IntRange(min=-1),
-              default=None, help="First core (>= 0), or -1 for the least-used core.")
+              default=None,
+              callback=_at_most(MAX_CORES - 1, "a core index from 0 to 63, or -1"),
+              help="First core (0-63), or -1 for the least-used core.")
 @click.option("--nc-count", "--nc_count", "nc_count", type=click.IntRange(min=-1),
-              default=None, help="-1 for exactly one core, or the number of cores (>= 1).")
+              default=None, callback=_at_most(MAX_CORES, "a core count from 1 to 64, or -1",
+                                                  forbid_zero=True),
+              help="-1 for exactly one core, or the number of cores (1-64).")
 @click.option("--multicore", is_flag=True, help="Replicate onto every visible core.")
 @click.option("--force", is_flag=True, help="Replace NEW_MODEL_DIR if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from neuroncli.cli.common import (
-    command, instance_type_option, model_selection_options, stdout_console, verbosity_options,
+    NonEmptyPath, command, instance_type_option, model_selection_options, stdout_console,
+    verbosity_options,
 )
 
 _HELP = """Run the compiled SavedModel in MODEL_DIR on simulated NeuronCores.
@@ -22,8 +23,8 @@ visible cores from NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES.
 
 
 @click.command("run", help=_HELP)
-@click.argument("model_dir", type=click.Path())
-@click.option("--inputs", "inputs_file", type=click.Path(), metavar="FILE.npz",
+@click.argument("model_dir", type=NonEmptyPath())
+@click.option("--inputs", "inputs_file", type=NonEmptyPath(), metavar="FILE.npz",
               help="Inputs to run (keys = signature input keys).")
 @click.option("--random", "use_random", is_flag=True,
               help="Random inputs shaped from the signature (the default).")
@@ -48,10 +49,12 @@ def run_command(model_dir: str, inputs_file: str | None, use_random: bool, batch
     from neuroncli.runtime.measure import measure
     from neuroncli.runtime.model import load
     from neuroncli.runtime.simulator import NeuronRuntime
+    from neuroncli.savedmodel.reader import refuse_uncompiled
 
     if inputs_file and (use_random or batch is not None):
         raise UsageError("--inputs and --random/--batch exclude each other: pick one")
     feed = load_npz(inputs_file) if inputs_file else None
+    refuse_uncompiled(model_dir)  # before TensorFlow starts: an original fails much later
     runtime = NeuronRuntime(instance_type)
     with load(model_dir, signature_def, tags, runtime=runtime) as model:
         if feed is None:

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from neuroncli.cli.common import (
-    command, instance_type_option, model_selection_options, stdout_console, verbosity_options,
+    NonEmptyPath, command, instance_type_option, model_selection_options, stdout_console,
+    verbosity_options,
 )
 
 _HELP = """Run ORIGINAL_DIR in TensorFlow and COMPILED_DIR on simulated NeuronCores on the same
@@ -23,9 +24,9 @@ outputs match, 1 a mismatch or an error (e.g. signatures that do not correspond)
 
 
 @click.command("verify", help=_HELP)
-@click.argument("original_dir", type=click.Path())
-@click.argument("compiled_dir", type=click.Path())
-@click.option("--inputs", "inputs_file", type=click.Path(), metavar="FILE.npz",
+@click.argument("original_dir", type=NonEmptyPath())
+@click.argument("compiled_dir", type=NonEmptyPath())
+@click.option("--inputs", "inputs_file", type=NonEmptyPath(), metavar="FILE.npz",
               help="Inputs to compare on (keys = signature input keys).")
 @click.option("--random", "use_random", is_flag=True,
               help="Random inputs shaped from the signature (the default).")

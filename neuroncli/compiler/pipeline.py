@@ -8,6 +8,7 @@ only when the whole compile succeeded (:func:`neuroncli.savedmodel.atomic_output
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from neuroncli import proto
-from neuroncli.compiler import backend, output, shapes, weights
+from neuroncli.compiler import backend, output, sandbox, shapes, weights
 from neuroncli.compiler.freeze import FrozenGraph, freeze
 from neuroncli.compiler.options import CompileOptions
 from neuroncli.compiler.report import CompileReport, build_report
@@ -27,8 +28,10 @@ from neuroncli.partition import (
     Plan, default_policy, extract_segment, fuse_segment, partition, segment_digest_name,
 )
 from neuroncli.savedmodel import (
-    atomic_output, check_output_path, read_saved_model, select_meta_graph, select_signature,
+    atomic_output, check_output_path, is_tf2, read_saved_model, select_meta_graph,
+    select_signature,
 )
+from neuroncli.savedmodel.writer import check_model_files
 
 log = logging.getLogger("neuroncli")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -81,7 +84,7 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
     if options.flags.extract_weights:
         duplicates = weights.max_num_duplicates(frozen.weights.nbytes,
                                                 options.flags.extract_weights)
-    results = _compile_segments(graph, plan, options, progress)
+    results = _compile_segments(graph, plan, _compiled_batch(options, input_shapes), progress)
     _log_compile(plan, results, options.flags.verbose)
     failed = [(s, r) for s, r, _ in results if not r.ok]
     if failed and options.flags.must_compile:
@@ -117,8 +120,14 @@ def _log_compile(plan: Plan, results: list, verbose: int) -> None:
 
 
 def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOptions,
-                        progress: Progress | None = None) -> CompileReport:
-    """Compile ``model_dir`` into ``new_model_dir``; returns the report."""
+                        progress: Progress | None = None,
+                        accept: Callable[[CompileReport, str], None] | None = None
+                        ) -> CompileReport:
+    """Compile ``model_dir`` into ``new_model_dir``; returns the report.
+
+    ``accept(report, directory)`` runs on the complete model in its temporary directory,
+    before it is renamed into place: if it raises (a failed ``--verify`` or
+    ``--min-on-neuron-ratio`` gate, say), nothing is written."""
     started = time.perf_counter()
     prep = _prepare(model_dir, new_model_dir, options)
     frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature,
@@ -129,8 +138,12 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
                                            done.graph)
     with atomic_output(new_model_dir, input_dir=model_dir, force=options.force) as tmp:
         output.write(tmp, model_dir, saved_model, frozen.weights)
-    return report_for(done, model_dir=model_dir, new_model_dir=new_model_dir,
-                      signature_key=prep.signature_key, seconds=time.perf_counter() - started)
+        report = report_for(done, model_dir=model_dir, new_model_dir=new_model_dir,
+                            signature_key=prep.signature_key,
+                            seconds=time.perf_counter() - started)
+        if accept is not None:
+            accept(report, tmp)
+    return report
 
 
 def report_for(done: CompiledGraph, *, model_dir: str, new_model_dir: str,
@@ -171,9 +184,23 @@ def _prepare(model_dir: str, new_model_dir: str, options: CompileOptions) -> _Pr
         signature, batch_size=options.batch_size, shape_feed=options.input_shapes,
         feed=options.feed)
     check_output_path(new_model_dir, input_dir=model_dir, force=options.force)
+    check_model_files(model_dir, [asset.filename for asset in meta_graph.asset_file_def])
+    sandbox.check_load_time_ops(meta_graph, is_tf2(meta_graph))
     weights.check_protobuf_limit(model_dir, weights.declared_weight_bytes(meta_graph),
                                  meta_graph.graph_def.ByteSize(), options.flags.extract_weights)
     return _Prepared(model_dir, meta_graph, key, signature, input_shapes)
+
+
+def _compiled_batch(options: CompileOptions,
+                    input_shapes: dict[str, tuple | None]) -> CompileOptions:
+    """The options with ``batch_size`` the batch really compiled: the signature inputs'
+    leading dimension, which ``--inputs`` or ``--input-shape`` may set, not only
+    ``--batch-size`` (the programs record it)."""
+    for key in sorted(input_shapes):
+        shape = input_shapes[key]
+        if shape and shape[0]:
+            return dataclasses.replace(options, batch_size=int(shape[0]))
+    return options
 
 
 def _compile_segments(graph: Graph, plan: Plan, options: CompileOptions,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from neuroncli.compiler.sandbox import side_effect_free
 from neuroncli.errors import UserError
 from neuroncli.graph import Graph
 
@@ -27,7 +28,7 @@ def signature_shapes(signature: Any) -> dict[str, Shape | None]:
     return shapes
 
 
-def _lookup_key(name: str, signature: Any) -> str:
+def _lookup_key(name: str, signature: Any, source: str) -> str:
     if name in signature.inputs:
         return name
     for key in sorted(signature.inputs):  # also accept the tensor or node name
@@ -35,22 +36,43 @@ def _lookup_key(name: str, signature: Any) -> str:
         if name in (tensor, tensor.split(":")[0]):
             return key
     known = ", ".join(sorted(signature.inputs)) or "none"
-    raise UserError(f"--input-shape names {name!r}, which is not an input of the signature; "
+    raise UserError(f"{source} names {name!r}, which is not an input of the signature; "
                     f"its inputs are: {known}")
+
+
+def _check_feed_dtype(key: str, array: Any, dtype: int) -> None:
+    """The rule calls use (:func:`neuroncli.runtime.inputs.convert`): strings for string
+    inputs, numbers castable with numpy's ``same_kind`` rule otherwise."""
+    import numpy as np
+
+    from neuroncli.runtime.inputs import DT_STRING, numpy_dtype
+    got = np.asarray(array).dtype
+    if dtype == DT_STRING:
+        if got.kind not in "USO":
+            raise UserError(f"--inputs gives string input {key!r} {got} values: store "
+                            "strings (bytes) for it")
+        return
+    want = numpy_dtype(dtype)
+    if got.kind in "USO" or not np.can_cast(got, want, "same_kind"):
+        raise UserError(f"--inputs gives input {key!r} {got} values but the model takes "
+                        f"{want}: save it with .astype({want.name})")
 
 
 def _merge(key: str, declared: Shape | None, given: Sequence[int], source: str) -> Shape:
     given = tuple(int(d) for d in given)
     if any(d < 0 for d in given):
-        raise UserError(f"{source} for input {key!r} has a negative dimension {given}")
+        raise UserError(f"{source} for input {key!r} has a negative dimension {given}: "
+                        "dimensions are sizes, 1 or more")
     if declared is not None:
         if len(declared) != len(given):
             raise UserError(f"{source} gives input {key!r} {len(given)} dimensions {given}, "
-                            f"but the model declares {len(declared)}: {declared}")
+                            f"but the model declares {len(declared)}: {declared}: give "
+                            "every declared dimension")
         for want, got in zip(declared, given):
             if want is not None and want != got:
                 raise UserError(f"{source} gives input {key!r} shape {given}, which "
-                                f"contradicts the model's declared shape {declared}")
+                                f"contradicts the model's declared shape {declared}: keep "
+                                "the declared sizes (None is free)")
     return given
 
 
@@ -62,11 +84,18 @@ def resolve_input_shapes(signature: Any, *, batch_size: int | None = 1,
         raise UserError(f"--batch-size must be a positive integer, got {batch_size}")
     shapes = signature_shapes(signature)
     for name, value in (shape_feed or {}).items():
-        key = _lookup_key(name, signature)
+        key = _lookup_key(name, signature, "--input-shape")
         shapes[key] = _merge(key, shapes[key], value, "--input-shape")
+    fed = set()
     for name, array in (feed or {}).items():
-        key = _lookup_key(name, signature)
+        key = _lookup_key(name, signature, "--inputs")
+        _check_feed_dtype(key, array, signature.inputs[key].dtype)
         shapes[key] = _merge(key, shapes[key], getattr(array, "shape", ()), "--inputs")
+        fed.add(key)
+    missing = sorted(set(signature.inputs) - fed) if feed is not None else []
+    if missing:  # the feed is run through the model (AWS's model_feed_dict): all or nothing
+        raise UserError(f"--inputs lacks input(s) {', '.join(map(repr, missing))}: give every "
+                        f"signature input ({', '.join(sorted(signature.inputs))}) a key")
     for key, shape in shapes.items():
         if shape and shape[0] is None and batch_size is not None:
             shapes[key] = (batch_size,) + tuple(shape[1:])
@@ -109,8 +138,10 @@ def annotate(graph: Graph, graph_def: Any, feed: Mapping[str, Any] | None = None
 
 
 def _observed_shapes(tf: Any, tf_graph: Any, feed: Mapping[str, Any]) -> dict[str, Shape]:
-    unknown = [t for op in tf_graph.get_operations() if op.type != "Placeholder"
-               for t in op.outputs
+    # Only what reaches no stateful op: a shape is not worth running a model's WriteFile.
+    clean = side_effect_free(tf_graph)
+    unknown = [t for op in tf_graph.get_operations()
+               if op.type != "Placeholder" and op.name in clean for t in op.outputs
                if not t.shape.is_fully_defined() and t.dtype not in (tf.resource, tf.variant)]
     if not unknown:
         return {}

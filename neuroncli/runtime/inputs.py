@@ -9,6 +9,7 @@ of bytes, as TensorFlow returns them.  Random inputs are deterministic for a see
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -158,11 +159,23 @@ def random_inputs(specs: Mapping[str, TensorSpec], shapes: Mapping[str, Sequence
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read an ``.npz`` of inputs (keys = signature input keys), without pickles."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not path:
+        raise UserError("the inputs file is an empty string: pass an .npz made with numpy.savez")
+    if not os.path.lexists(path):
         raise UserError(f"{path}: no such file: pass an .npz made with numpy.savez")
+    if not os.path.isfile(path):  # a directory, or a FIFO that would block the read
+        raise UserError(f"{path}: not a regular file: pass an .npz made with numpy.savez")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc}): write it with "
+                        "numpy.savez") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # np.load also reads .npy and pickles
+        raise UserError(f"{path}: a single .npy array, not an .npz of named inputs: write "
+                        "it with numpy.savez(path, <input key>=array)")
+    try:
+        with data:
             return {key: data[key] for key in sorted(data.files)}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable .npz file ({exc}): write it with "
                         "numpy.savez") from None

@@ -33,6 +33,7 @@ from neuroncli.runtime.program import Program, read_programs
 from neuroncli.runtime.simulator import NeuronRuntime, default_runtime
 from neuroncli.runtime.stages import ExecutionPlan, plan as plan_call
 from neuroncli.savedmodel import read_saved_model, select_meta_graph, select_signature
+from neuroncli.savedmodel.reader import refuse_uncompiled
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class NeuronModel:
         self._move_lock = threading.Lock()
         self._calls = 0
         self._calls_lock = threading.Lock()
+        #: The SavedModel message when loaded from memory (``load(saved_model=...)``), else None.
+        self.saved_model: Any = None
 
     # -- calling --------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
@@ -225,13 +228,17 @@ def _concrete(spec: TensorSpec, compiled: tuple | None,
 def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
          tags: Iterable[str] | None = None, *, start_nc: int | None = None,
          nc_count: int | None = None, runtime: NeuronRuntime | None = None,
-         timeout: float | None = None, warmup: bool = True) -> NeuronModel:
+         timeout: float | None = None, warmup: bool = True,
+         saved_model: Any = None) -> NeuronModel:
     """Load a compiled SavedModel onto simulated NeuronCores and return a callable model.
 
     ``start_nc`` / ``nc_count`` override the model's placement (see
     :mod:`neuroncli.runtime.placement`); ``runtime`` defaults to the process's
     (:func:`~neuroncli.runtime.simulator.default_runtime`); ``timeout`` overrides
-    ``NEURON_FRAMEWORK_INFER_TIMEOUT_SEC`` for this model.  Raises :class:`UserError`.
+    ``NEURON_FRAMEWORK_INFER_TIMEOUT_SEC`` for this model.  ``saved_model``: the model's
+    ``SavedModel`` message already in memory (``trace`` has it), read instead of
+    ``model_dir/saved_model.pb``; ``model_dir`` still holds its ``variables/``, if any.
+    Raises :class:`UserError`.
     """
     from neuroncli.runtime.executor import Executor
     from neuroncli.runtime.host import HostSession
@@ -241,7 +248,7 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
         start_nc, nc_count = current() or (None, None)
     path = os.fspath(model_dir)
     signature, programs, payloads, plan, host_graph_def, weights = _read(
-        path, signature_def_key, tags)
+        path, signature_def_key, tags, saved_model)
     placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)
     reservation = _reservation(programs, placement, plan.bound)
     runtime.pool.reserve(f"model {path}", *reservation)
@@ -253,6 +260,7 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
         del host_graph_def
         model = NeuronModel(path, signature, programs, plan, runtime, placement, reservation,
                             timeout)
+        model.saved_model = saved_model
         model._executor = Executor(plan, programs, host, runtime.pool, placement.replicas,
                                    model._timeout)
         if warmup:
@@ -265,9 +273,11 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
     return model
 
 
-def _read(path: str, key: str | None, tags: Iterable[str] | None) -> tuple:
-    loaded = read_saved_model(path)
-    meta_graph = select_meta_graph(loaded.saved_model, None if tags is None else list(tags))
+def _read(path: str, key: str | None, tags: Iterable[str] | None, saved_model: Any) -> tuple:
+    if saved_model is None:
+        refuse_uncompiled(path)
+        saved_model = read_saved_model(path).saved_model
+    meta_graph = select_meta_graph(saved_model, None if tags is None else list(tags))
     key, signature_def = select_signature(meta_graph, key)
     signature = Signature(
         key,

@@ -161,6 +161,18 @@ def _describe(spec: Any) -> str:
     return f"{dtype_name(spec.dtype)} {shape}"
 
 
+def _check_roles(original_dir: str, compiled_dir: str) -> None:
+    """Protobuf-only, before TensorFlow starts: the arguments swapped or repeated fail late
+    and obscurely otherwise (TensorFlow cannot load a NeuronOp; the simulator cannot restore
+    an original's variables)."""
+    from neuroncli.savedmodel.reader import count_neuron_ops, refuse_uncompiled
+    refuse_uncompiled(compiled_dir)
+    if count_neuron_ops(original_dir):
+        raise UserError(f"{original_dir}: is a compiled model (it has NeuronOps), not the "
+                        "original: pass the model it was compiled from first, then the "
+                        "compiled one")
+
+
 def verify(original_dir: str | os.PathLike, compiled_dir: str | os.PathLike,
            inputs: Mapping[str, Any] | None = None, runs: int = 1,
            rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, seed: int = 0, *,
@@ -174,6 +186,7 @@ def verify(original_dir: str | os.PathLike, compiled_dir: str | os.PathLike,
     if rtol < 0 or atol < 0:
         raise UserError(f"tolerances must be non-negative (rtol {rtol}, atol {atol})")
     original_dir, compiled_dir = os.fspath(original_dir), os.fspath(compiled_dir)
+    _check_roles(original_dir, compiled_dir)
     with load(compiled_dir, signature_def_key, tags, runtime=runtime) as compiled, \
             ReferenceModel(original_dir, signature_def_key=signature_def_key,
                            tags=tags) as original:

@@ -42,12 +42,19 @@ class LoadedSavedModel:
 def saved_model_file(model_dir: str | os.PathLike) -> str:
     """``model_dir/saved_model.pb``, with a clear error for every way it can be missing."""
     path = os.fspath(model_dir)
+    if not path:
+        raise UserError("the model directory is an empty string: pass the SavedModel directory")
     if not os.path.exists(path):
         raise UserError(f"{path}: no such directory: pass the SavedModel directory")
     if not os.path.isdir(path):
         raise UserError(f"{path}: not a directory: pass the SavedModel directory, "
                         f"not the {os.path.basename(path)} file")
     pb = os.path.join(path, _PB)
+    if os.path.lexists(pb) and not os.path.isfile(pb):
+        # a directory or a FIFO where the file should be; opening a FIFO would block forever
+        kind = "a directory" if os.path.isdir(pb) else "not a regular file"
+        raise UserError(f"{pb}: is {kind}: it must be the binary SavedModel protobuf: "
+                        "re-export the model")
     if not os.path.isfile(pb):
         if os.path.isfile(os.path.join(path, _PBTXT)):
             raise UserError(f"{path}: only saved_model.pbtxt found; neuroncli reads binary "
@@ -67,7 +74,7 @@ def read_saved_model(model_dir: str | os.PathLike) -> LoadedSavedModel:
         with open(pb, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise UserError(f"{pb}: cannot read: {exc.strerror}") from None
+        raise UserError(_cannot_read(pb, exc)) from None
     saved_model = proto.SavedModel()
     try:
         saved_model.ParseFromString(data)
@@ -77,6 +84,10 @@ def read_saved_model(model_dir: str | os.PathLike) -> LoadedSavedModel:
     if not saved_model.meta_graphs:
         raise UserError(_no_meta_graph(pb))
     return LoadedSavedModel(path=path, saved_model=saved_model)
+
+
+def _cannot_read(pb: str, exc: OSError) -> str:
+    return f"{pb}: cannot read it ({exc.strerror}): make it readable by this user"
 
 
 def _no_meta_graph(pb: str) -> str:
@@ -93,7 +104,7 @@ def open_saved_model_view(model_dir: str | os.PathLike) -> Any:
     try:
         view = open_view(path)
     except OSError as exc:
-        raise UserError(f"{pb}: cannot read: {exc.strerror}") from None
+        raise UserError(_cannot_read(pb, exc)) from None
     except (WireError, DecodeError, RuntimeError, ValueError):
         raise UserError(f"{pb}: not a valid SavedModel protobuf (truncated or corrupt): "
                         "re-export the model") from None
@@ -172,3 +183,36 @@ def _check_signature(key: str, signature: Any) -> None:
 def is_tf2(meta_graph: Any) -> bool:
     """TF2 SavedModels (tf.saved_model.save, keras export) carry an object graph."""
     return len(meta_graph.object_graph_def.nodes) > 0
+
+
+def count_neuron_ops(model_dir: str | os.PathLike) -> int:
+    """NeuronOps in every meta graph (library functions included), from the memory map."""
+    view = open_saved_model_view(model_dir)
+    try:
+        return sum(len(meta.neuron_ops) for meta in view.meta_graphs)
+    finally:
+        view.close()
+
+
+def refuse_uncompiled(model_dir: str | os.PathLike) -> None:
+    """Refuse an original SavedModel where a compiled one is needed (run, verify).
+
+    Not "no NeuronOp": a model whose segments all fell back to the CPU has none and is still
+    compiled.  An original is a model with no NeuronOp whose meta graph carries what only an
+    exporter writes: an object graph (TF2) or a saver (TF1); the compiler writes neither.
+    Only a model with ``variables/`` can need its weights restored, so a model without it
+    costs one ``stat``; the others are read from the memory map, graphs unparsed.
+    """
+    path = os.fspath(model_dir)
+    if not os.path.isdir(os.path.join(path, "variables")):
+        return
+    view = open_saved_model_view(path)
+    try:
+        compiled = any(meta.neuron_ops for meta in view.meta_graphs)
+        exported = any(len(meta.meta.object_graph_def.nodes) or meta.meta.HasField("saver_def")
+                       for meta in view.meta_graphs)
+    finally:
+        view.close()
+    if exported and not compiled:
+        raise UserError(f"{path}: not a compiled model (no NeuronOp; this is an original "
+                        "SavedModel): run neuron-compile first")

@@ -1,26 +1,35 @@
-"""Write SavedModel directories atomically, never touching the input.
+"""Write SavedModel directories atomically, never touching the input or reaching outside it.
 
 :func:`atomic_output` validates the output path before any work starts, hands out a temporary
 sibling directory (``.<name>.tmp-<pid>-<random>``), and renames it into place only when the
 body finished; on any exception (Ctrl-C included) the temporary is removed.  Leftovers of a
 killed run (SIGKILL leaves no chance to clean up) belong to dead pids and are removed by the
-next run that writes the same output.
+next run that writes the same output.  The rename is the commit: Ctrl-C is held over it;
+:func:`commits` lets the command line tell "nothing was written" from "it was, just now", and
+:func:`abandon_temporaries` lets its Ctrl-C handler clean up before it exits.
 
-:func:`copy_model_files` copies ``variables/`` and ``assets/`` without following symlinks and
-refuses anything that would reach outside the model directory.
+:func:`check_model_files` refuses, before anything reads them, model files that are links,
+special files or paths leaving the model directory (``variables/``, ``assets/``,
+``assets.extra/``, and the ``asset_file_def`` file names TensorFlow would open);
+:func:`copy_model_files` applies the same rules, then copies without following links.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
-from typing import Any, Iterator
+import signal
+import stat
+import threading
+from typing import Any, Iterable, Iterator
 
 from neuroncli.errors import UserError
 
 _TMP_MARK = ".tmp-"
+MODEL_PARTS = ("variables", "assets", "assets.extra")
 
 
 def _real(path: str) -> str:
@@ -29,6 +38,8 @@ def _real(path: str) -> str:
 
 def check_output_path(output_dir: str, *, input_dir: str | None, force: bool) -> str:
     """Validate ``output_dir`` against the input and the file system; returns its abspath."""
+    if not str(output_dir).strip():  # abspath("") would be the working directory
+        raise UserError("the output directory is an empty path: name a new directory")
     out = os.path.abspath(output_dir)
     if input_dir is not None:
         src = _real(input_dir)
@@ -48,12 +59,25 @@ def check_output_path(output_dir: str, *, input_dir: str | None, force: bool) ->
         if not os.path.isdir(out) or os.path.islink(out):
             raise UserError(f"{output_dir}: exists and is not a directory: remove it first")
     parent = os.path.dirname(out)
+    if os.path.lexists(parent) and not os.path.isdir(parent):
+        raise UserError(f"{output_dir}: the parent directory {parent} is not a directory: "
+                        "choose an output inside a directory")
     if not os.path.isdir(parent):
         raise UserError(f"{output_dir}: the parent directory {parent} does not exist: "
                         "create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{output_dir}: the parent directory {parent} is not writable")
+        raise UserError(f"{output_dir}: the parent directory {parent} is not writable: "
+                        "choose another output path or fix its permissions")
     return out
+
+
+def _make_temporary(tmp: str, output_dir: str) -> None:
+    try:
+        os.mkdir(tmp)
+    except OSError as exc:  # os.access said yes, but the file system refuses (read-only, /sys)
+        raise UserError(f"{output_dir}: cannot create a directory in {os.path.dirname(tmp)} "
+                        f"({exc.strerror}): choose an output on a writable file system"
+                        ) from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -78,6 +102,55 @@ def remove_stale_temporaries(out: str) -> None:
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
+class _State:
+    """This process's outputs: renamed into place (a count and the latest path), and the
+    temporaries being filled now."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: str | None = None
+        self.active: set[str] = set()
+
+
+_state = _State()
+
+
+def commits() -> tuple[int, str | None]:
+    """``(outputs committed by this process so far, the latest one)``."""
+    return _state.count, _state.last
+
+
+def abandon_temporaries() -> None:
+    """Remove the temporaries being filled, now: for a Ctrl-C handler that exits at once.
+    Another thread may still be copying into one, so each is removed until it stays gone."""
+    for tmp in sorted(_state.active):
+        for _ in range(100):
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.path.lexists(tmp):
+                break
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C over a few system calls that must complete together; deliver it after.
+
+    Only the main thread runs signal handlers, and only there can they change; a handler that
+    is not a Python callable (ignored, or the C default) is left alone.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        previous(signal.SIGINT, None)  # Python's default raises KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def atomic_output(output_dir: str, *, input_dir: str | None = None,
                   force: bool = False) -> Iterator[str]:
@@ -86,13 +159,19 @@ def atomic_output(output_dir: str, *, input_dir: str | None = None,
     remove_stale_temporaries(out)
     parent, name = os.path.split(out)
     tmp = os.path.join(parent, f".{name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    os.mkdir(tmp)
+    _state.active.add(tmp)
     try:
-        yield tmp
-        _replace(tmp, out, force=force)
+        _make_temporary(tmp, output_dir)  # inside the try: an interrupt right after it
+        yield tmp                          # still removes it
+        with _interrupts_held():
+            _replace(tmp, out, force=force)
+            _state.count += 1
+            _state.last = out
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _state.active.discard(tmp)
 
 
 def _replace(tmp: str, out: str, *, force: bool) -> None:
@@ -116,36 +195,107 @@ def write_saved_model(directory: str, saved_model: Any) -> int:
     return len(data)
 
 
-def copy_model_files(src_dir: str, dst_dir: str,
-                     parts: tuple[str, ...] = ("variables", "assets", "assets.extra")) -> None:
-    """Copy sub-directories of a model, refusing links and paths that leave it."""
-    root = _real(src_dir)
+def check_model_files(model_dir: str, asset_filenames: Iterable[str] = (),
+                      parts: tuple[str, ...] = MODEL_PARTS) -> None:
+    """Refuse links, special files and paths leaving ``model_dir``, before anything reads them.
+
+    ``asset_filenames`` are a meta graph's ``asset_file_def`` names: TensorFlow opens
+    ``assets/<name>`` when it loads the model, so ``../x`` or ``/etc/x`` would be read from
+    outside the model.
+    """
+    root = _real(model_dir)
     for part in parts:
-        src = os.path.join(src_dir, part)
-        if not os.path.lexists(src):
-            continue
-        if os.path.islink(src) or not os.path.isdir(src):
-            raise UserError(f"{src}: expected a directory inside the model, found a link "
-                            "or a file: refusing to copy it")
-        _copy_tree(src, os.path.join(dst_dir, part), root)
+        for _ in _walk_part(model_dir, part, root):
+            pass
+    assets = os.path.join(root, "assets")
+    for filename in asset_filenames:
+        path = os.path.join(assets, filename)
+        if (not filename or "\0" in filename or os.path.isabs(filename)
+                or os.path.normpath(filename).split(os.sep)[0] == ".."
+                or not _real(path).startswith(assets + os.sep)):
+            raise UserError(f"{model_dir}: asset_file_def names {filename!r}, which is not a "
+                            "file inside the model's assets/: refusing the model")
 
 
-def _copy_tree(src: str, dst: str, root: str) -> None:
-    os.mkdir(dst)
-    for entry in sorted(os.scandir(src), key=lambda e: e.name):
-        target = os.path.join(dst, entry.name)
-        if entry.is_symlink():
-            raise UserError(f"{entry.path}: is a symbolic link; neuroncli does not follow "
-                            "links out of a model directory: replace it with the file")
-        if not _real(entry.path).startswith(root + os.sep):
-            raise UserError(f"{entry.path}: lies outside the model directory: refusing it")
-        if entry.is_dir(follow_symlinks=False):
-            _copy_tree(entry.path, target, root)
-        elif entry.is_file(follow_symlinks=False):
-            _copy_file(entry.path, target)
+def _walk_part(model_dir: str, part: str, root: str) -> Iterator[tuple[str, str]]:
+    """``(relative path, kind)`` for every entry of ``model_dir/part``, parents first; kind is
+    ``dir`` or ``file``.  Raises :class:`UserError` at the first entry that breaks the rules."""
+    top = os.path.join(model_dir, part)
+    if not os.path.lexists(top):
+        return
+    if os.path.islink(top) or not os.path.isdir(top):
+        raise UserError(f"{top}: expected a directory inside the model, found a link "
+                        "or a file: refusing it")
+    yield part, "dir"
+    stack = [part]
+    while stack:
+        rel_dir = stack.pop()
+        with os.scandir(os.path.join(model_dir, rel_dir)) as entries:
+            found = sorted(entries, key=lambda e: e.name)
+        for entry in found:
+            rel = os.path.join(rel_dir, entry.name)
+            if entry.is_symlink():
+                raise UserError(f"{entry.path}: is a symbolic link; neuroncli does not "
+                                "follow links out of a model directory: replace it with the "
+                                "file")
+            if not _real(entry.path).startswith(root + os.sep):
+                raise UserError(f"{entry.path}: lies outside the model directory: refusing "
+                                "it")
+            if entry.is_dir(follow_symlinks=False):
+                yield rel, "dir"
+                stack.append(rel)
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, "file"
+            else:
+                raise UserError(f"{entry.path}: is not a regular file or directory (a pipe, "
+                                "socket or device): refusing it")
+
+
+def copy_model_files(src_dir: str, dst_dir: str, parts: tuple[str, ...] = MODEL_PARTS) -> None:
+    """Copy sub-directories of a model, refusing links and paths that leave it.
+
+    Every entry is checked before the first byte is copied, so a refusal leaves no partial copy.
+    """
+    root = _real(src_dir)
+    entries = [item for part in parts for item in _walk_part(src_dir, part, root)]
+    for rel, kind in entries:
+        if kind == "dir":
+            os.mkdir(os.path.join(dst_dir, rel))
+        else:
+            _copy_file(os.path.join(src_dir, rel), os.path.join(dst_dir, rel))
 
 
 def _copy_file(src: str, dst: str) -> None:
     # Hard links would be faster but would let a later in-place edit of the output change
-    # the input; a real copy keeps inputs sacred.  copyfile uses sendfile on Linux.
-    shutil.copyfile(src, dst)
+    # the input; a real copy keeps inputs sacred.  O_NOFOLLOW and the fstat check close the
+    # window in which a checked file could be swapped for a link or a pipe.
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{src}: is a symbolic link; neuroncli does not follow links out "
+                            "of a model directory: replace it with the file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{src}: is not a regular file: refusing it")
+        with open(dst, "xb") as out:
+            _send_all(fd, out)
+    finally:
+        os.close(fd)
+
+
+def _send_all(fd: int, out: Any) -> None:
+    """sendfile(2) in the kernel, as shutil.copyfile does; read/write where it is refused."""
+    offset = 0
+    try:
+        while True:
+            sent = os.sendfile(out.fileno(), fd, offset, 1 << 30)
+            if sent == 0:
+                return
+            offset += sent
+    except OSError as exc:
+        if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise
+    with open(fd, "rb", closefd=False) as source:
+        shutil.copyfileobj(source, out)

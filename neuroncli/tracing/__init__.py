@@ -32,10 +32,22 @@ def _traced(func: Callable, example_inputs: Any, dynamic_batch: bool) -> tuple:
     except UserError:
         raise
     except Exception as exc:  # tracing runs the user's code: its error is theirs
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"trace: calling the function on example_inputs failed: "
-                        f"{type(exc).__name__}: {first[:300]}") from exc
+                        f"{_user_error(exc)}") from exc
     return conv, values, concrete, kind, out_keys
+
+
+def _user_error(exc: BaseException) -> str:
+    """``Type: message`` of the user's own exception.  tf.function wraps it in a
+    StagingError whose text is a traceback ending in ``Type: message``, and chains the
+    original as ``__cause__``/``__context__`` in some versions: prefer the original."""
+    inner = exc.__cause__ or exc.__context__
+    if inner is not None and type(exc).__name__ == "StagingError":
+        exc = inner
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if type(exc).__name__ == "StagingError" and lines:
+        return lines[-1][:300]  # the traceback's last line is "Type: message"
+    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:300]}"
 
 
 def trace(func: Callable, example_inputs: Any,
