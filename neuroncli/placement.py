@@ -79,7 +79,8 @@ def auto_multicore(model: Any, example_inputs: Any, num_cores: int) -> Any:
                         "(--neuroncore-pipeline-cores) and cannot be replicated: recompile "
                         "without pipeline cores to use auto_multicore")
     from neuroncli.runtime import load
-    copy = load(inner.model_dir, inner.signature.key, start_nc=0, nc_count=num_cores)
+    copy = load(inner.model_dir, inner.signature.key, start_nc=0, nc_count=num_cores,
+                saved_model=getattr(inner, "saved_model", None))
     result = model.with_neuron_model(copy) if hasattr(model, "with_neuron_model") else copy
     if isinstance(example_inputs, dict):
         result(**example_inputs)

@@ -27,7 +27,8 @@ class CompilerFlags:
     dynamic_batch: ``--dynamic-batch-size``: batch axis 0 on every NeuronOp input and output.
     workdir: ``--workdir DIR``: dump the shaped and fused graphs and each segment's files.
     extract_weights: ``--extract-weights [INSTANCE]``: the instance type weights are sized
-        for (default inf1.2xlarge, as AWS documents), or None: weights stay out of the protobuf, in ``variables/``.
+        for (default inf1.2xlarge, as AWS documents), or None; with it weights stay out of
+        the protobuf, in ``variables/``.
     must_compile: ``--must-compile``: a segment that fails to compile is an error.
     verbose: ``--verbose LEVEL``: compile log detail (0-3, or debug/info/warning/error).
     """

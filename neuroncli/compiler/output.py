@@ -4,8 +4,8 @@ The output is a TF1-style SavedModel: one MetaGraphDef (the input's tags) whose 
 the compiled graph and whose one signature (the compiled one) names tensors of that graph, with
 dtypes and shapes filled in.  Weights are frozen into the graph, so there is no ``variables/``,
 unless ``--extract-weights`` kept them out (then ``variables/`` holds them: see
-:mod:`neuroncli.format.weights`); ``assets/`` is copied.  Signature inputs keep their declared shapes (an unknown batch stays
-unknown): the NeuronOps record the compiled shapes.
+:mod:`neuroncli.format.weights`); ``assets/`` is copied.  Signature inputs keep their
+declared shapes (an unknown batch stays unknown): the NeuronOps record the compiled shapes.
 """
 
 from __future__ import annotations
@@ -64,14 +64,13 @@ def build_saved_model(meta_graph: Any, signature_key: str, signature: Any,
     return saved_model
 
 
-def write(directory: str, model_dir: str | None, saved_model: Any,
+def write(directory: str, model_dir: str, saved_model: Any,
           weights: ExtractedWeights | None = None) -> None:
     """Fill the (temporary) output directory: the protobuf, extracted weights, assets."""
     write_saved_model(directory, saved_model)
     if weights:
         write_variables(directory, weights)
-    if model_dir is not None:
-        copy_model_files(model_dir, directory, parts=("assets", "assets.extra"))
+    copy_model_files(model_dir, directory, parts=("assets", "assets.extra"))
 
 
 def dump_workdir(workdir: str, shaped: Any, fused: Any, results: list) -> None:

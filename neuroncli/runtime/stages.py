@@ -14,9 +14,10 @@ tensor is computed once; values cross stages by name.
    of its own stage so it still runs once.
 3. **Constants.**  A fetched tensor computed from constants alone (Const through identities,
    or an extracted weight: a ``ReadVariableOp`` of a variable restored at load that no op of
-   the graph writes) never changes: a stage of nothing else runs once, at load, and a NeuronOp input that is
-   such a constant is *bound*: wired to the host graph's tensor when the program is imported,
-   never fed and never sharded (weights the partitioner left on the CPU side cost nothing).
+   the graph writes) never changes: a stage of nothing else runs once, at load, and a
+   NeuronOp input that is such a constant is *bound*: wired to the host graph's tensor when
+   the program is imported, never fed and never sharded (weights the partitioner left on the
+   CPU side cost nothing).
 4. **Aliases.**  A stage of nothing but signature placeholders and identities needs no
    TensorFlow call at all: its identities become aliases resolved in Python (the common
    ``Identity`` after the last NeuronOp costs nothing).
