@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from table import print_table, row  # noqa: E402
 BIN = Path(sys.executable).parent
 
 FLOOR = """
@@ -47,10 +49,9 @@ def _time(cmd: list[str], repeat: int) -> float:
 
 def _row(figure: str, goal: str, measured: float, limit: float, unit: str = "s",
          ratio: float | None = None) -> dict:
+    """A row whose goal is ``ratio <= limit`` when a ratio is given, else ``measured <= limit``."""
     value = ratio if ratio is not None else measured
-    return {"figure": figure, "goal": goal, "measured": f"{measured:.2f} {unit}",
-            "ratio": f"{ratio:.2f}x" if ratio is not None else "",
-            "passed": value <= limit}
+    return row(figure, goal, f"{measured:.2f} {unit}", ratio, value <= limit)
 
 
 def run(model: str = "resnet50", repeat: int = 2) -> list[dict]:
@@ -73,13 +74,6 @@ def run(model: str = "resnet50", repeat: int = 2) -> list[dict]:
         seconds = _time([str(BIN / argv[0]), *argv[1:]], 5)
         rows.append(_row(" ".join(argv), "< 0.3 s", seconds, 0.3))
     return rows
-
-
-def print_table(rows: list[dict]) -> None:
-    print(f"{'figure':48} {'goal':16} {'measured':>12} {'ratio':>7}  result")
-    for r in rows:
-        print(f"{r['figure']:48} {r['goal']:16} {r['measured']:>12} {r['ratio']:>7}  "
-              f"{'pass' if r['passed'] else 'SHORT'}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from table import print_table, row  # noqa: E402
 BIN = Path(sys.executable).parent
 GIB = 1 << 30
 
@@ -33,11 +35,6 @@ def _best(cmd: list[str], repeat: int, before=None) -> float:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def _row(figure: str, goal: str, measured: str, ratio: float | None, passed: bool) -> dict:
-    return {"figure": figure, "goal": goal, "measured": measured,
-            "ratio": "" if ratio is None else f"{ratio:.2f}x", "passed": passed}
 
 
 def _compiled_resnet(work: Path) -> Path:
@@ -77,17 +74,15 @@ def summary() -> list[dict]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return [
-        _row("python -c 'import tensorflow'", "-", f"{tf_import:.2f} s", None, True),
-        _row("tf-neuron-auto-multicore resnet50", "< 0.25x TF import", f"{multicore:.2f} s",
+        row("python -c 'import tensorflow'", "-", f"{tf_import:.2f} s", None, True),
+        row("tf-neuron-auto-multicore resnet50", "< 0.25x TF import", f"{multicore:.2f} s",
              multicore / tf_import, multicore / tf_import < 0.25),
-        _row("cp -r model with 1 GiB variables", "-", f"{cp:.2f} s", None, True),
-        _row("tf-neuron-auto-multicore, 1 GiB variables", "<= 1.2x cp -r",
+        row("cp -r model with 1 GiB variables", "-", f"{cp:.2f} s", None, True),
+        row("tf-neuron-auto-multicore, 1 GiB variables", "<= 1.2x cp -r",
              f"{big_multicore:.2f} s", big_multicore / cp, big_multicore / cp <= 1.2),
-        _row("neuron-inspect resnet50", "< 0.3 s", f"{inspect:.2f} s", None, inspect < 0.3),
+        row("neuron-inspect resnet50", "< 0.3 s", f"{inspect:.2f} s", None, inspect < 0.3),
     ]
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "bench"))
-    from bench_compile import print_table
     print_table(summary())

@@ -43,12 +43,9 @@ os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
 
 import numpy as np  # noqa: E402
 
+from table import print_table, row  # noqa: E402
+
 ZOO = Path(os.environ.get("NEURONCLI_ZOO", ROOT / "build" / "zoo"))
-
-
-def _row(figure: str, goal: str, measured: str, ratio: float, passed: bool) -> dict:
-    return {"figure": figure, "goal": goal, "measured": measured, "ratio": round(ratio, 3),
-            "passed": bool(passed)}
 
 
 def _compile(model_dir: Path, out_root: Path, batch_size: int = 1) -> Path:
@@ -102,7 +99,7 @@ def latency(compiled: Path, original: Path, rounds: int) -> dict:
     medians = _interleaved({"load": lambda: model(x), "tf": lambda: baseline(x)}, rounds)
     model.unload()
     ratio = medians["load"] / medians["tf"]
-    return _row("ResNet50 b1 latency, load() vs frozen graph in TF", "ratio <= 1.10",
+    return row("ResNet50 b1 latency, load() vs frozen graph in TF", "ratio <= 1.10",
                 f"{medians['load'] * 1e3:.1f} ms vs {medians['tf'] * 1e3:.1f} ms", ratio,
                 ratio <= 1.10)
 
@@ -142,7 +139,7 @@ def throughput(compiled: Path, seconds: float, rounds: int = 3) -> dict:
         model.unload()
     one, two = float(np.median(rates[1])), float(np.median(rates[2]))
     ratio = two / one
-    return _row("ResNet50 b1 throughput, 2 cores vs 1 (2 caller threads)", "ratio >= 1.8",
+    return row("ResNet50 b1 throughput, 2 cores vs 1 (2 caller threads)", "ratio >= 1.8",
                 f"{two:.2f}/s vs {one:.2f}/s", ratio, ratio >= 1.8)
 
 
@@ -174,7 +171,7 @@ def host_memory(compiled: Path) -> dict:
         assert data["replicas"] == copies, data
         used[copies] = data["loaded"] - data["base"]
     ratio = used[4] / used[1]
-    return _row("ResNet50 host memory above baseline, 4 replicas vs 1", "ratio <= 1.25",
+    return row("ResNet50 host memory above baseline, 4 replicas vs 1", "ratio <= 1.25",
                 f"{used[4] / 2**20:.0f} MiB vs {used[1] / 2**20:.0f} MiB", ratio,
                 ratio <= 1.25)
 
@@ -188,7 +185,7 @@ def dispatch_overhead(compiled: Path, original: Path, rounds: int) -> dict:
     medians = _interleaved({"load": lambda: model(x), "tf": lambda: baseline(x)}, rounds)
     model.unload()
     overhead_ms = (medians["load"] - medians["tf"]) * 1e3 / max(1, len(model.programs))
-    return _row("dispatch overhead per NeuronOp (tiny Dense), load() - TF",
+    return row("dispatch overhead per NeuronOp (tiny Dense), load() - TF",
                 "< 1 ms", f"{overhead_ms:.3f} ms ({medians['load'] * 1e3:.3f} vs "
                 f"{medians['tf'] * 1e3:.3f} ms)", overhead_ms, overhead_ms < 1.0)
 
@@ -208,16 +205,6 @@ def run(quick: bool = False) -> list[dict]:
             dispatch_overhead(dense_neuron, ROOT / "fixtures" / "keras_dense",
                               rounds=200 if quick else 2000),
         ]
-
-
-def print_table(rows: list[dict]) -> None:
-    headers = ("figure", "goal", "measured", "ratio", "passed")
-    cells = [[str(row[h]) for h in headers] for row in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    print("  ".join("-" * w for w in widths))
-    for line in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
 
 
 def main() -> int:

@@ -52,13 +52,10 @@ os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
 
 import numpy as np  # noqa: E402
 
+from table import print_table, row  # noqa: E402
+
 SEED = 20240
 BATCH = 16
-
-
-def _row(figure: str, goal: str, measured: str, ratio: float, passed: bool) -> dict:
-    return {"figure": figure, "goal": goal, "measured": measured, "ratio": round(ratio, 3),
-            "passed": bool(passed)}
 
 
 # -- children ------------------------------------------------------------------------------
@@ -129,7 +126,7 @@ def trace_vs_floor(rounds: int) -> dict:
             times[kind].append(_run_child(kind)["seconds"])
     trace, floor = float(np.median(times["trace"])), float(np.median(times["floor"]))
     ratio = trace / floor
-    return _row("trace ResNet50 b1 vs TF freeze (fresh processes)", "ratio <= 1.5",
+    return row("trace ResNet50 b1 vs TF freeze (fresh processes)", "ratio <= 1.5",
                 f"{trace:.2f} s vs {floor:.2f} s{_load()}", ratio, ratio <= 1.5)
 
 
@@ -159,7 +156,7 @@ def dynamic_batch(compiled: Path, rounds: int) -> dict:
         model.unload()
     one, two = (BATCH / float(np.median(times[c])) for c in (1, 2))
     ratio = two / one
-    return _row(f"dynamic batch {BATCH} (b1 trace) ResNet50, 2 cores vs 1", "ratio >= 1.6",
+    return row(f"dynamic batch {BATCH} (b1 trace) ResNet50, 2 cores vs 1", "ratio >= 1.6",
                 f"{two:.2f}/s vs {one:.2f}/s (shards {spread[0]}+{spread[1]}){_load()}", ratio,
                 ratio >= 1.6)
 
@@ -173,16 +170,6 @@ def run(quick: bool = False) -> list[dict]:
         rows.append(dynamic_batch(compiled, rounds=2 if quick else 6))
         return rows
 
-
-
-def print_table(rows: list[dict]) -> None:
-    headers = ("figure", "goal", "measured", "ratio", "passed")
-    cells = [[str(row[h]) for h in headers] for row in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    print("  ".join("-" * w for w in widths))
-    for line in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
 
 
 def main() -> int:

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from table import print_table  # noqa: E402
+
 BENCHES = ["partition", "compile", "runtime", "rewrite", "trace"]
 
 
@@ -42,10 +44,7 @@ def main() -> int:
             rows.append({"bench": name, **row})
     print(f"neuroncli benchmarks on {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()} ({time.perf_counter() - started:.0f} s)")
-    print(f"{'bench':10} {'figure':52} {'goal':18} {'measured':>14} {'ratio':>8}  result")
-    for r in rows:
-        print(f"{r['bench']:10} {r['figure']:52} {r['goal']:18} {r['measured']:>14} "
-              f"{r['ratio']:>8}  {'pass' if r['passed'] else 'SHORT'}")
+    print_table(rows, ("bench", "figure", "goal", "measured", "ratio", "passed"))
     return 0
 
 
