@@ -86,7 +86,7 @@ def read_header(data: bytes) -> tuple[ExecutableHeader, int]:
         fields["input_names"] = tuple(fields["input_names"])
         fields["output_names"] = tuple(fields["output_names"])
         return ExecutableHeader(**fields), end
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:  # deeply nested JSON
         raise ExecutableError(f"executable header is corrupt: {exc}") from None
 
 

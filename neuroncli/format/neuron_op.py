@@ -116,6 +116,31 @@ def from_attrs(attrs: Mapping[str, Any]) -> NeuronOpSpec:
     )
 
 
+_PER_TENSOR = (("names", "s"), ("shapes", "shape"), ("batch_axis", "i"))
+MAX_MODEL_CONFIG = 5  # four numbers and an optional engine index (shared/NEURON_FORMAT.md)
+
+
+def check_attr_sizes(attrs: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` if a NeuronOp's lists cannot be what the compiler wrote.
+
+    Names, shapes and batch axes come one per input (output), as the dtypes do; each is empty
+    or as long as its dtypes list.  ``model_config`` holds at most 5 numbers.  Counting is
+    O(1), so a corrupt node is refused before :func:`from_attrs` decodes (and a report
+    prints) what may be millions of entries."""
+    def size(key: str, field: str) -> int:
+        return len(getattr(attrs[key].list, field)) if key in attrs else 0
+
+    if size("model_config", "i") > MAX_MODEL_CONFIG:
+        raise ValueError(f"model_config has {size('model_config', 'i')} entries "
+                         f"(at most {MAX_MODEL_CONFIG})")
+    for side in ("input", "output"):
+        dtypes = size(f"{side}_dtypes", "type")
+        for kind, field in _PER_TENSOR:
+            n = size(f"{side}_{kind}", field)
+            if n and n != dtypes:
+                raise ValueError(f"{side}_{kind} has {n} entries for {dtypes} {side} dtypes")
+
+
 def model_config(*, global_cores: int, this_cores: int, neuron_op_count: int,
                  executable_bytes: int,
                  max_duplicates: int | None = None) -> tuple[int, int, int, int]:

@@ -11,6 +11,7 @@ second a parse and re-serialization of a 200 MB model takes.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
 from dataclasses import dataclass, field
@@ -74,33 +75,44 @@ def _attr_key(buf: memoryview, entry: wire.Field) -> bytes:
 
 
 def _node(buf: memoryview, start: int, end: int, where: str) -> NeuronOpView | None:
-    op = wire.first(buf, start, end, ND_OP)
+    op, attrs = None, []  # one pass: a node may hold 10^6 inputs
+    for f in wire.fields(buf, start, end):
+        # a field of another wire type is an unknown field to protobuf: neither op nor attr
+        if f.wire_type == wire.LEN:
+            if f.number == ND_OP:
+                op = f  # protobuf keeps the last occurrence of a singular field
+            elif f.number == ND_ATTR:
+                attrs.append(f)
     if op is None or bytes(buf[op.value_start:op.end]) != NEURON_OP.encode():
         return None
-    light, heavy = bytearray(), {}
-    for f in wire.fields(buf, start, end):
-        if f.number == ND_ATTR and (key := _attr_key(buf, f)) in _HEAVY:
+    light, heavy, kept = bytearray(), {}, start  # copy the runs between heavy attributes
+    for f in attrs:
+        if (key := _attr_key(buf, f)) in _HEAVY:
             value = wire.first(buf, f.value_start, f.end, 2)
             payload = wire.first(buf, value.value_start, value.end, 2) if value else None
             heavy[key.decode()] = (buf[payload.value_start:payload.end] if payload
                                    else memoryview(b""))
-            continue
-        light += buf[f.start:f.end]
+            light += buf[kept:f.start]
+            kept = f.end
+    light += buf[kept:end]
     return NeuronOpView(where, start, proto.NodeDef.FromString(bytes(light)), heavy)
 
 
-def _graph(buf: memoryview, start: int, end: int) -> tuple[int, list, dict]:
-    count, ops, library = 0, [], {}
+def _graph(buf: memoryview, start: int, end: int, ops: list, library: dict) -> int:
+    """Add a GraphDef's NeuronOps to ``ops`` (and ``library``); returns its node count."""
+    count = 0
     for f in wire.fields(buf, start, end):
+        if f.wire_type != wire.LEN:
+            continue  # protobuf keeps such a field as unknown: neither a node nor a library
         if f.number == GD_NODE:
             count += 1
             if (view := _node(buf, f.value_start, f.end, "graph")) is not None:
                 ops.append(view)
         elif f.number == GD_LIBRARY:
             for fn in wire.fields(buf, f.value_start, f.end):
-                if fn.number == LIB_FUNCTION:
+                if fn.number == LIB_FUNCTION and fn.wire_type == wire.LEN:
                     _function(buf, fn, ops, library)
-    return count, ops, library
+    return count
 
 
 def _function(buf: memoryview, fn: wire.Field, ops: list, library: dict) -> None:
@@ -108,13 +120,35 @@ def _function(buf: memoryview, fn: wire.Field, ops: list, library: dict) -> None
     name = wire.string(buf, wire.first(buf, sig.value_start, sig.end, 1)) if sig else ""
     found, nodes = [], 0
     for f in wire.fields(buf, fn.value_start, fn.end):
-        if f.number == FN_NODE_DEF:
+        if f.number == FN_NODE_DEF and f.wire_type == wire.LEN:
             nodes += 1
             if (view := _node(buf, f.value_start, f.end, f"function:{name}")) is not None:
                 found.append(view)
     if found:
-        library[name] = nodes
+        library[name] = library.get(name, 0) + nodes
         ops.extend(found)
+
+
+def _check_unique(ops: list[NeuronOpView]) -> None:
+    """Node names are unique in a graph or function (TensorFlow refuses to load it else);
+    a NeuronOp repeated thousands of times is a corrupt file, not thousands of programs."""
+    seen: set[tuple[str, str]] = set()
+    for op in ops:
+        key = (op.where, op.node.name)
+        if key in seen:
+            raise wire.WireError(f"NeuronOp {op.node.name!r} appears twice in {op.where}")
+        seen.add(key)
+
+
+def _check_tag_sets(metas: list[MetaGraphView]) -> None:
+    """TensorFlow loads the first meta graph with a tag set and never sees the others: two
+    with one tag set make a corrupt (ambiguous) SavedModel, not two models."""
+    seen: set[frozenset[str]] = set()
+    for meta in metas:
+        tags = frozenset(meta.tags)
+        if tags in seen:
+            raise wire.WireError(f"two meta graphs with the tag set {sorted(tags)}")
+        seen.add(tags)
 
 
 def open_view(path: str) -> SavedModelView:
@@ -126,16 +160,19 @@ def open_view(path: str) -> SavedModelView:
     buf = memoryview(mapped) if mapped is not None else memoryview(b"")
     metas = []
     for f in wire.fields(buf):
-        if f.number != SM_META_GRAPHS:
+        if f.number != SM_META_GRAPHS or f.wire_type != wire.LEN:
             continue
         small, count, ops, library = bytearray(), 0, [], {}
         for g in wire.fields(buf, f.value_start, f.end):
-            if g.number == MG_GRAPH_DEF:
-                count, ops, library = _graph(buf, g.value_start, g.end)
+            if g.number == MG_GRAPH_DEF and g.wire_type == wire.LEN:
+                # a repeated singular message is merged by protobuf: one graph, in parts
+                count += _graph(buf, g.value_start, g.end, ops, library)
             else:
                 small += buf[g.start:g.end]
+        _check_unique(ops)
         metas.append(MetaGraphView(proto.MetaGraphDef.FromString(bytes(small)), count, ops,
                                    library))
+    _check_tag_sets(metas)
     return SavedModelView(path, size, buf, metas, mapped)
 
 
@@ -147,17 +184,19 @@ def _patched_node(buf: memoryview, start: int, end: int,
                for k, value in new.items()}
     chunks: list = []
     kept: list[tuple[bytes, Any]] = []
-    placed = False
+    placed, run = False, start  # other fields are copied as runs between attr entries
     for f in wire.fields(buf, start, end):
-        if f.number != ND_ATTR:
-            chunks.append(buf[f.start:f.end])
+        if f.number != ND_ATTR or f.wire_type != wire.LEN:
             continue
+        chunks.append(buf[run:f.start])
+        run = f.end
         if not placed:
             chunks.append(kept)  # attribute entries go here, sorted by key
             placed = True
         key = _attr_key(buf, f)
         if key not in new:
             kept.append((key, buf[f.start:f.end]))
+    chunks.append(buf[run:end])
     if not placed:
         chunks.append(kept)
     for key, entry in entries.items():
@@ -169,17 +208,19 @@ def _patched_node(buf: memoryview, start: int, end: int,
     return flat
 
 
-def _rebuild(buf: memoryview, start: int, end: int, edits: Mapping[int, Mapping]) -> list:
-    """Chunks of the message ``buf[start:end]`` with the edited NodeDefs patched."""
+def _rebuild(buf: memoryview, start: int, end: int, edits: Mapping[int, Mapping],
+             starts: list[int]) -> list:
+    """Chunks of the message ``buf[start:end]`` with the edited NodeDefs patched
+    (``starts``: the edited offsets, sorted, so that finding them is not quadratic)."""
     if start in edits:
         return _patched_node(buf, start, end, edits[start])
     chunks: list = []
     for f in wire.fields(buf, start, end):
-        inside = f.wire_type == wire.LEN and any(f.value_start <= s < f.end for s in edits)
-        if not inside:
+        first = bisect.bisect_left(starts, f.value_start)
+        if f.wire_type != wire.LEN or first == len(starts) or starts[first] >= f.end:
             chunks.append(buf[f.start:f.end])
             continue
-        body = _rebuild(buf, f.value_start, f.end, edits)
+        body = _rebuild(buf, f.value_start, f.end, edits, starts)
         chunks.append(wire.length_delimited(f.number, sum(len(c) for c in body)))
         chunks.extend(body)
     return chunks
@@ -187,4 +228,4 @@ def _rebuild(buf: memoryview, start: int, end: int, edits: Mapping[int, Mapping]
 
 def patched_chunks(view: SavedModelView, edits: Mapping[int, Mapping[str, Any]]) -> list:
     """The bytes of the SavedModel with ``edits`` (NodeDef start -> {attr: AttrValue})."""
-    return _rebuild(view.buf, 0, len(view.buf), edits)
+    return _rebuild(view.buf, 0, len(view.buf), edits, sorted(edits))

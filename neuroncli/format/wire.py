@@ -12,8 +12,7 @@ Map entries (``NodeDef.attr``) are ordinary length-delimited fields whose payloa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
 
@@ -22,12 +21,12 @@ class WireError(ValueError):
     """The bytes are not a well-formed protobuf message."""
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One field occurrence: its number, wire type, and byte ranges in the buffer.
 
     ``start`` is where the tag begins, ``value_start``/``end`` delimit the payload (for LEN
-    fields the bytes after the length prefix; for others the encoded value).
+    fields the bytes after the length prefix; for others the encoded value).  A named tuple:
+    a 200 MB model can hold millions of fields, and this is built once per field.
     """
 
     number: int
@@ -56,20 +55,27 @@ def fields(buf: memoryview, start: int = 0, end: int | None = None) -> Iterator[
     pos = start
     while pos < end:
         tag_start = pos
-        tag, pos = read_varint(buf, pos, end)
+        tag = buf[pos]  # one-byte tags and lengths are the common case: no call
+        if tag < 0x80:
+            pos += 1
+        else:
+            tag, pos = read_varint(buf, pos, end)
         number, wire_type = tag >> 3, tag & 7
         if number == 0:
             raise WireError("field number 0")
-        if wire_type == VARINT:
+        if wire_type == LEN:
+            if pos < end and buf[pos] < 0x80:
+                length, value_start = buf[pos], pos + 1
+            else:
+                length, value_start = read_varint(buf, pos, end)
+            pos = value_start + length
+        elif wire_type == VARINT:
             value_start = pos
             _, pos = read_varint(buf, pos, end)
         elif wire_type == I64:
             value_start, pos = pos, pos + 8
         elif wire_type == I32:
             value_start, pos = pos, pos + 4
-        elif wire_type == LEN:
-            length, value_start = read_varint(buf, pos, end)
-            pos = value_start + length
         else:
             raise WireError(f"unsupported wire type {wire_type}")
         if pos > end:

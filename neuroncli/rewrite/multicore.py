@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from neuroncli.errors import UserError
-from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, from_attrs, int_attr
+from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, int_attr
 from neuroncli.rewrite.rewriter import RewriteReport, rewrite_saved_model
 
 MAX_CORES = 64
@@ -32,7 +32,8 @@ def check_num_cores(num_cores: Any) -> int:
 def check_replicable(meta: Any) -> None:
     """Refuse programs spanning several pipeline cores: they cannot be replicated."""
     for op in meta.neuron_ops:
-        config = from_attrs(op.node.attr).model_config
+        attrs = op.node.attr  # model_config alone: the lists were read by require_compiled
+        config = attrs["model_config"].list.i if "model_config" in attrs else ()
         if len(config) > 1 and config[1] > 1:
             raise UserError(f"NeuronOp {op.node.name!r} ({op.where}) was compiled for "
                             f"{config[1]} pipeline cores (--neuroncore-pipeline-cores) and "

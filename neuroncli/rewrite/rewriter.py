@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from neuroncli.errors import UserError
-from neuroncli.format.neuron_op import from_attrs
+from neuroncli.format.neuron_op import check_attr_sizes, from_attrs
 from neuroncli.format.view import patched_chunks
 from neuroncli.savedmodel import (
     atomic_output, check_output_path, copy_model_files, open_saved_model_view,
@@ -59,6 +59,7 @@ def require_compiled(model_dir: str, view: Any) -> None:
         for op in meta.neuron_ops:
             found = True
             try:
+                check_attr_sizes(op.node.attr)
                 from_attrs(op.node.attr)
             except ValueError:  # includes UnicodeDecodeError
                 raise UserError(f"{model_dir}: NeuronOp {op.node.name!r} ({op.where}) has "
