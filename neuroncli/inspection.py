@@ -18,7 +18,8 @@ from neuroncli.errors import UserError
 from neuroncli.format import executable as exe
 from neuroncli.format.counts import count_view
 from neuroncli.format.neuron_op import (
-    ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, TensorDesc, from_attrs, shape_from_proto,
+    ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, TensorDesc, check_attr_sizes, from_attrs,
+    shape_from_proto,
 )
 from neuroncli.proto import dtype_name
 from neuroncli.savedmodel import open_saved_model_view
@@ -57,9 +58,13 @@ class MetaGraphDesc:
 
 @dataclass(frozen=True)
 class InspectReport:
+    """model_dir; saved_model_bytes; variables_bytes: the files in ``variables/`` (the
+    weights of an ``--extract-weights`` compile, or an original's checkpoint); meta graphs."""
+
     model_dir: str
     saved_model_bytes: int
     meta_graphs: tuple[MetaGraphDesc, ...]
+    variables_bytes: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -104,6 +109,10 @@ def _program(data: Any) -> dict:
         header, _ = exe.read_header(data)
     except exe.ExecutableError as exc:
         return {"error": str(exc)}
+    numbers = (header.batch_size, header.pipeline_cores, header.parameter_bytes, header.flops)
+    if not all(type(n) is int for n in numbers) or not isinstance(header.compiler, str):
+        # read_header checks the layout, not the types: JSON's 1e999 would print Infinity
+        return {"error": "executable header is corrupt: sizes must be integers"}
     return {"batch_size": header.batch_size, "pipeline_cores": header.pipeline_cores,
             "parameter_bytes": header.parameter_bytes, "flops": header.flops,
             "compiler": header.compiler}
@@ -112,6 +121,7 @@ def _program(data: Any) -> dict:
 def _describe_op(op: Any, op_count: int) -> NeuronOpDesc:
     node = op.node
     try:
+        check_attr_sizes(node.attr)
         spec = from_attrs(node.attr)
     except ValueError:  # includes UnicodeDecodeError from a corrupt name list
         raise UserError(f"NeuronOp {node.name!r} ({op.where}) has corrupt attributes: "
@@ -130,6 +140,14 @@ def _describe_op(op: Any, op_count: int) -> NeuronOpDesc:
         output_batch_axis=spec.output_batch_axis, program=_program(executable))
 
 
+def _variables_bytes(model_dir: str) -> int:
+    folder = os.path.join(model_dir, "variables")
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return 0
+    return sum(entry.stat(follow_symlinks=False).st_size for entry in os.scandir(folder)
+               if entry.is_file(follow_symlinks=False))
+
+
 def inspect_saved_model(model_dir: str | os.PathLike) -> InspectReport:
     """Describe the SavedModel at ``model_dir`` (a memory-mapped view: no full parse)."""
     view = open_saved_model_view(model_dir)
@@ -143,7 +161,7 @@ def inspect_saved_model(model_dir: str | os.PathLike) -> InspectReport:
                 on_neuron_ratio=counts.ratio,
                 neuron_ops=tuple(_describe_op(op, len(meta.neuron_ops))
                                  for op in meta.neuron_ops)))
-        return InspectReport(view.path, view.size, tuple(metas))
+        return InspectReport(view.path, view.size, tuple(metas), _variables_bytes(view.path))
     except (ValueError, KeyError) as exc:
         if isinstance(exc, UserError):
             raise

@@ -22,6 +22,7 @@ from neuroncli.compiler import weights
 from neuroncli.errors import UserError
 from neuroncli.format import neuron_op
 from neuroncli.format.instances import GIB
+from neuroncli.inspection import inspect_saved_model
 from neuroncli.runtime.reference import run_savedmodel
 from neuroncli.savedmodel import read_saved_model
 from tests.conftest import FIXTURES, script
@@ -57,6 +58,8 @@ def test_weights_live_in_variables_and_outputs_match(extracted: dict, name: str)
     compiled = extracted[name]
     assert sorted(os.listdir(compiled / "variables")) == [
         "variables.data-00000-of-00001", "variables.index"]
+    assert inspect_saved_model(compiled).variables_bytes == sum(
+        p.stat().st_size for p in (compiled / "variables").iterdir())
     meta_graph = read_saved_model(str(compiled)).saved_model.meta_graphs[0]
     handles = [n.name for n in meta_graph.graph_def.node if n.op == "VarHandleOp"]
     assert handles, "every weight becomes a VarHandleOp"

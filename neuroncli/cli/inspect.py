@@ -27,8 +27,10 @@ def _tensors(items: Any) -> str:
 def render(report: Any, console: Any) -> None:
     from rich.table import Table
 
-    console.print(f"{report.model_dir}: saved_model.pb {report.saved_model_bytes} bytes, "
-                  f"{len(report.meta_graphs)} meta graph(s)")
+    variables = (f", variables/ {report.variables_bytes} bytes" if report.variables_bytes
+                 else "")
+    console.print(f"{report.model_dir}: saved_model.pb {report.saved_model_bytes} bytes"
+                  f"{variables}, {len(report.meta_graphs)} meta graph(s)")
     for meta in report.meta_graphs:
         console.print(f"\nmeta graph {{{','.join(meta.tags)}}}")
         for key, sig in meta.signatures.items():

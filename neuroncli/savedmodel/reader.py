@@ -105,8 +105,10 @@ def open_saved_model_view(model_dir: str | os.PathLike) -> Any:
         view = open_view(path)
     except OSError as exc:
         raise UserError(_cannot_read(pb, exc)) from None
-    except (WireError, DecodeError, RuntimeError, ValueError):
-        raise UserError(f"{pb}: not a valid SavedModel protobuf (truncated or corrupt): "
+    except (WireError, DecodeError, RuntimeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        detail = f": {reason}" if reason else ""
+        raise UserError(f"{pb}: not a valid SavedModel protobuf (truncated or corrupt{detail}): "
                         "re-export the model") from None
     if not view.meta_graphs:
         view.close()
