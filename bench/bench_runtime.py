@@ -43,7 +43,7 @@ os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
 
 import numpy as np  # noqa: E402
 
-from table import print_table, row  # noqa: E402
+from table import report, row  # noqa: E402
 
 ZOO = Path(os.environ.get("NEURONCLI_ZOO", ROOT / "build" / "zoo"))
 
@@ -212,12 +212,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter timed loops")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
-    rows = run(quick=args.quick)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print_table(rows)
-    return 0 if all(row["passed"] for row in rows) else 1
+    return report(run(quick=args.quick), args.json)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
 
 import numpy as np  # noqa: E402
 
-from table import print_table, row  # noqa: E402
+from table import report, row  # noqa: E402
 
 SEED = 20240
 BATCH = 16
@@ -182,12 +182,7 @@ def main() -> int:
     if args.child:
         print(json.dumps(_child(args.child, args.out)))
         return 0
-    rows = run(quick=args.quick)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print_table(rows)
-    return 0 if all(row["passed"] for row in rows) else 1
+    return report(run(quick=args.quick), args.json)
 
 
 if __name__ == "__main__":

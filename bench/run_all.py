@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,10 +39,14 @@ def main() -> int:
     started = time.perf_counter()
     for name in chosen:
         print(f"running bench_{name} ...", file=sys.stderr, flush=True)
-        module = importlib.import_module(f"bench_{name}")
-        produce = getattr(module, "summary", None) or module.run
-        for row in produce():
-            rows.append({"bench": name, **row})
+        try:
+            module = importlib.import_module(f"bench_{name}")
+            produce = getattr(module, "summary", None) or module.run
+            rows.extend({"bench": name, **row} for row in produce())
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            rows.append({"bench": name, "figure": f"crashed: {type(exc).__name__}: {exc}"[:80],
+                         "goal": "-", "measured": "-", "ratio": "", "passed": False})
     print(f"neuroncli benchmarks on {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()} ({time.perf_counter() - started:.0f} s)")
     print_table(rows, ("bench", "figure", "goal", "measured", "ratio", "passed"))

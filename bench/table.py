@@ -7,6 +7,7 @@ absolute bound), and whether the goal was met.
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 
@@ -27,3 +28,12 @@ def print_table(rows: Sequence[dict], headers: Sequence[str] = ("figure", "goal"
     print("  ".join("-" * w for w in widths))
     for line in cells:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+
+
+def report(rows: Sequence[dict], as_json: bool) -> int:
+    """A benchmark script's output: the rows as JSON or as the table; exit 1 if one is short."""
+    if as_json:
+        print(json.dumps(list(rows), indent=2))
+    else:
+        print_table(rows)
+    return 0 if all(r["passed"] for r in rows) else 1

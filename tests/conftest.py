@@ -31,3 +31,21 @@ def zoo_root() -> Path:
 def script(name: str) -> str:
     """Path of an installed console script of this venv."""
     return str(BIN / name)
+
+
+def aws_style_saved_model(compiled: str | os.PathLike) -> bytes:
+    """A compiled model's ``saved_model.pb`` rewritten the way AWS's TF2 models are laid out:
+    its NeuronOps (and every other node) also inside a library function, plus a second meta
+    graph tagged ``{serve,gpu}``."""
+    from neuroncli.savedmodel import read_saved_model
+    sm = read_saved_model(compiled).saved_model
+    mg = sm.meta_graphs[0]
+    fn = mg.graph_def.library.function.add()
+    fn.signature.name = "__inference_neuron_graph_42"
+    for node in mg.graph_def.node:
+        fn.node_def.add().CopyFrom(node)
+    second = sm.meta_graphs.add()
+    second.CopyFrom(mg)
+    del second.meta_info_def.tags[:]
+    second.meta_info_def.tags.extend(["serve", "gpu"])
+    return sm.SerializeToString()

@@ -43,18 +43,8 @@ def seeds_key() -> str:
 
 
 def _aws_style(compiled: Path, out: Path) -> None:
-    from neuroncli.savedmodel import read_saved_model
-    sm = read_saved_model(compiled).saved_model
-    mg = sm.meta_graphs[0]
-    fn = mg.graph_def.library.function.add()
-    fn.signature.name = "__inference_neuron_graph_42"
-    for node in mg.graph_def.node:
-        fn.node_def.add().CopyFrom(node)
-    second = sm.meta_graphs.add()
-    second.CopyFrom(mg)
-    del second.meta_info_def.tags[:]
-    second.meta_info_def.tags.extend(["serve", "gpu"])
-    out.write_bytes(sm.SerializeToString())
+    from tests.conftest import aws_style_saved_model
+    out.write_bytes(aws_style_saved_model(compiled))
 
 
 def _build(directory: str) -> None:

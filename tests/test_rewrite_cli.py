@@ -16,7 +16,7 @@ from neuroncli import proto
 from neuroncli.format import neuron_op
 from neuroncli.format.neuron_op import iter_neuron_op_nodes
 from neuroncli.savedmodel import read_saved_model
-from tests.conftest import FIXTURES, script
+from tests.conftest import FIXTURES, aws_style_saved_model, script
 
 
 def _digest(path: Path) -> str:
@@ -43,19 +43,9 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def aws_style(compiled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled model rewritten AWS-TF2-style: NeuronOps inside a library function."""
-    sm = read_saved_model(compiled).saved_model
-    mg = sm.meta_graphs[0]
-    fn = mg.graph_def.library.function.add()
-    fn.signature.name = "__inference_neuron_graph_42"
-    for node in mg.graph_def.node:
-        fn.node_def.add().CopyFrom(node)
-    second = sm.meta_graphs.add()
-    second.CopyFrom(mg)
-    del second.meta_info_def.tags[:]
-    second.meta_info_def.tags.extend(["serve", "gpu"])
     out = tmp_path_factory.mktemp("aws") / "aws_model"
     out.mkdir()
-    (out / "saved_model.pb").write_bytes(sm.SerializeToString())
+    (out / "saved_model.pb").write_bytes(aws_style_saved_model(compiled))
     return out
 
 

@@ -7,8 +7,11 @@ For each segment (a GraphDef whose inputs are Placeholders):
 2. **Optimize.** Grappler's pruning, dependency and constant-folding passes, with the input
    shapes fixed: Identity chains vanish and inference-mode arithmetic on weights is folded.
    The result is the program's payload, what the simulator executes.
-3. **Lower.** The optimized segment must lower through XLA with static shapes (TensorFlow's
-   ``jit_compile`` path, stopped at HLO).  An op XLA cannot lower is a real reason to reject.
+3. **Lower.** The segment must lower through XLA with static shapes (TensorFlow's
+   ``jit_compile`` path, stopped at HLO), checked on the segment as given, concurrently with
+   step 2 (so an op XLA cannot lower rejects the segment even where constant folding would
+   have removed it: rare, and the segment then runs on the CPU, correctly).  An op XLA
+   cannot lower is a real reason to reject.
    The check runs on a *weightless* copy (large constants replaced by splats of the same
    dtype and shape): lowering depends on shapes, not values, and this keeps it fast.
 4. **Emit.** :mod:`neuroncli.format.executable` packs the payload with its metadata.
@@ -19,6 +22,7 @@ CPU.  Functions here are thread-safe: segments compile in parallel (TF releases 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -77,11 +81,15 @@ def compile_segment(segment: SegmentInput, options: BackendOptions) -> CompiledS
                                    f"{_fmt_shape(shape)}: pass --batch-size or --input-shape",
                                    log=tuple(log))
     try:
-        optimized = optimize(segment)
-        log.append(f"grappler: {len(optimized.node)} nodes after pruning/constfold")
-        flops = 0
-        if options.check_xla:
-            flops = lower_to_hlo(segment, optimized)
+        # Lowering needs shapes, not grappler's folding: it checks the segment as given, on
+        # another thread while grappler optimizes it (TensorFlow releases the GIL).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            lowering = (pool.submit(lower_to_hlo, segment, segment.graph_def)
+                        if options.check_xla else None)
+            optimized = optimize(segment)
+            log.append(f"grappler: {len(optimized.node)} nodes after pruning/constfold")
+            flops = lowering.result() if lowering is not None else 0
+        if lowering is not None:
             log.append(f"xla: lowered to HLO, {flops} flops")
     except Exception as exc:  # a TensorFlow error is the backend's verdict, not a crash
         reason = _first_line(exc)
@@ -112,13 +120,15 @@ def optimize(segment: SegmentInput) -> Any:
     rewrite.optimizers.extend(["pruning", "dependency", "constfold"])
     rewrite.min_graph_nodes = -1
     optimized = tf_optimizer.OptimizeGraph(config, meta, graph_id=segment.name.encode())
-    return proto.GraphDef.FromString(optimized.SerializeToString(deterministic=True))
+    return proto.as_graph_def(optimized)
 
 
 def weightless(graph_def: Any) -> Any:
     """A copy whose large constants are splats: same dtypes and shapes, kilobytes in size."""
     light = proto.GraphDef()
     light.versions.CopyFrom(graph_def.versions)
+    if graph_def.HasField("library"):
+        light.library.CopyFrom(graph_def.library)
     for node in graph_def.node:
         tensor = node.attr["value"].tensor if node.op == "Const" else None
         if tensor is None or len(tensor.tensor_content) <= _SPLAT_BYTES:
@@ -140,10 +150,10 @@ def _append_splat(tensor: Any) -> None:
     getattr(tensor, name).append(True if name == "bool_val" else 1)
 
 
-def lower_to_hlo(segment: SegmentInput, optimized: Any) -> int:
-    """Lower the (weightless) optimized segment to HLO; returns its estimated FLOPs."""
+def lower_to_hlo(segment: SegmentInput, graph_def: Any) -> int:
+    """Lower (a weightless copy of) the segment to HLO; returns its estimated FLOPs."""
     tf = import_tensorflow()
-    light = weightless(optimized)
+    light = weightless(graph_def)
 
     def _import() -> None:
         tf.graph_util.import_graph_def(light, name="")

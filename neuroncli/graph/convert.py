@@ -37,8 +37,11 @@ def export_input(ref: str) -> str:
     return name if port == 0 else f"{name}:{port}"
 
 
-def node_to_nodedef(node: Node) -> Any:
-    nd = proto.NodeDef(name=node.name, op=node.op, device=node.device)
+def node_to_nodedef(node: Node, nd: Any = None) -> Any:
+    """``node`` as a ``NodeDef``, written into ``nd`` when given (e.g. ``graph_def.node.add()``:
+    extending a repeated field with built messages would copy them, weights and all)."""
+    nd = proto.NodeDef() if nd is None else nd
+    nd.name, nd.op, nd.device = node.name, node.op, node.device
     nd.input.extend(export_input(ref) for ref in node.inputs)
     nd.input.extend(f"^{src}" for src in node.control_inputs)
     for key in sorted(node.attrs):  # map order does not matter to protobuf; sort anyway
@@ -50,7 +53,8 @@ def graph_to_graphdef(graph: Graph, *, order: str = "topological") -> Any:
     """Export ``graph``; nodes in topological order (default) or insertion order."""
     graph_def = proto.GraphDef()
     nodes = graph.topological_order() if order == "topological" else list(graph)
-    graph_def.node.extend(node_to_nodedef(node) for node in nodes)
+    for node in nodes:
+        node_to_nodedef(node, graph_def.node.add())
     if graph.versions is not None:
         graph_def.versions.CopyFrom(graph.versions)
     if graph.library is not None:

@@ -116,7 +116,7 @@ def extract_segment(graph: Graph, segment: Segment) -> SegmentGraph:
                     inputs=[inner_ref.get(ref, ref) for ref in node.inputs],
                     control_inputs=[c for c in node.control_inputs if c in inside],
                     attrs=node.attrs, device=node.device)
-        graph_def.node.append(node_to_nodedef(copy))
+        node_to_nodedef(copy, graph_def.node.add())
     if graph.versions is not None:
         graph_def.versions.CopyFrom(graph.versions)
     outputs = tuple(segment.outputs)

@@ -81,7 +81,10 @@ def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple
     from neuroncli.runtime import load
     if workdir is not None:
         write_variables(workdir.path, frozen.weights)
-    model = load(workdir.path if workdir else "<trace>", saved_model=saved_model)
+    # Like AWS's, a traced model puts its programs on the cores at the first call (TensorFlow
+    # builds its executors then): tracing does not pay that second for a model never called.
+    model = load(workdir.path if workdir else "<trace>", saved_model=saved_model,
+                 warmup=False)
     report = report_for(done, model_dir="<trace>", new_model_dir="",
                         signature_key=DEFAULT_SIGNATURE, seconds=time.perf_counter() - started)
     return TracedModel(model, conv, kind, out_keys, report, workdir)
