@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark and print one table (figure, goal, measured, ratio,
 pass/short) with the machine's CPU count.  Each ``bench/bench_*.py`` exposes ``summary()`` (or
-``run()``) returning rows ``{"figure", "goal", "measured", "ratio", "passed"}``.
+``run()``) returning rows ``{"figure", "goal", "measured", "ratio", "passed"}``, and runs in a
+process of its own.
 
 ``python bench/run_all.py [--only compile,partition]``.  Exit code 0 even when a goal is short:
 benchmarks inform, they do not gate (these machines are noisy).
@@ -9,12 +10,12 @@ benchmarks inform, they do not gate (these machines are noisy).
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import os
 import platform
 import sys
+import subprocess
 import time
-import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,30 @@ def _available(name: str) -> bool:
     return (ROOT / "bench" / f"bench_{name}.py").exists()
 
 
+_CHILD = """
+import importlib, json, sys
+sys.path[:0] = [{root!r}, {bench!r}]
+module = importlib.import_module("bench_{name}")
+produce = getattr(module, "summary", None) or module.run
+print("\\n" + json.dumps(list(produce())))
+"""
+
+
+def _run_isolated(name: str) -> list[dict]:
+    """Run one benchmark in its own process: TensorFlow's thread pools, caches and heap left
+    by one benchmark then never slow the next (they did: the trace figure went from 1.3x alone
+    to 2.3x after the other benchmarks in the same process).  A crash is a SHORT row."""
+    code = _CHILD.format(root=str(ROOT), bench=str(ROOT / "bench"), name=name)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                          text=True)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        sys.stderr.write(done.stdout)
+        return [{"figure": f"crashed (exit {done.returncode}): see its output above",
+                 "goal": "-", "measured": "-", "ratio": "", "passed": False}]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated subset of " + ",".join(BENCHES))
@@ -39,14 +64,7 @@ def main() -> int:
     started = time.perf_counter()
     for name in chosen:
         print(f"running bench_{name} ...", file=sys.stderr, flush=True)
-        try:
-            module = importlib.import_module(f"bench_{name}")
-            produce = getattr(module, "summary", None) or module.run
-            rows.extend({"bench": name, **row} for row in produce())
-        except Exception as exc:  # one broken benchmark must not hide the others' figures
-            traceback.print_exc()
-            rows.append({"bench": name, "figure": f"crashed: {type(exc).__name__}: {exc}"[:80],
-                         "goal": "-", "measured": "-", "ratio": "", "passed": False})
+        rows.extend({"bench": name, **row} for row in _run_isolated(name))
     print(f"neuroncli benchmarks on {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()} ({time.perf_counter() - started:.0f} s)")
     print_table(rows, ("bench", "figure", "goal", "measured", "ratio", "passed"))
