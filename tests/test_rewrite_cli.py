@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 
 import neuroncli
-from neuroncli import proto
 from neuroncli.format import neuron_op
 from neuroncli.format.neuron_op import iter_neuron_op_nodes
 from neuroncli.savedmodel import read_saved_model

@@ -162,3 +162,11 @@ def test_analyze_model_counts_supported_and_unsupported_ops(capsys) -> None:
     assert result["percent_supported"] == pytest.approx(
         100 * sum(result["supported"].values()) / total)
     assert "operations supported" in capsys.readouterr().out
+
+
+def test_calling_a_traced_model_the_wrong_way_is_a_clear_error(traced: object) -> None:
+    x = tf.random.uniform([1, 3], seed=5)
+    with pytest.raises(UserError, match="takes one argument, got 2"):
+        traced(x, x)
+    with pytest.raises(UserError, match="takes positional arguments only"):
+        traced(input_0=x)

@@ -127,18 +127,18 @@ def check_attr_sizes(attrs: Mapping[str, Any]) -> None:
     or as long as its dtypes list.  ``model_config`` holds at most 5 numbers.  Counting is
     O(1), so a corrupt node is refused before :func:`from_attrs` decodes (and a report
     prints) what may be millions of entries."""
-    def size(key: str, field: str) -> int:
-        return len(getattr(attrs[key].list, field)) if key in attrs else 0
+    def size(key: str, kind: str) -> int:
+        return len(getattr(attrs[key].list, kind)) if key in attrs else 0
 
     if size("model_config", "i") > MAX_MODEL_CONFIG:
         raise ValueError(f"model_config has {size('model_config', 'i')} entries "
                          f"(at most {MAX_MODEL_CONFIG})")
     for side in ("input", "output"):
         dtypes = size(f"{side}_dtypes", "type")
-        for kind, field in _PER_TENSOR:
-            n = size(f"{side}_{kind}", field)
+        for name, kind in _PER_TENSOR:
+            n = size(f"{side}_{name}", kind)
             if n and n != dtypes:
-                raise ValueError(f"{side}_{kind} has {n} entries for {dtypes} {side} dtypes")
+                raise ValueError(f"{side}_{name} has {n} entries for {dtypes} {side} dtypes")
 
 
 def model_config(*, global_cores: int, this_cores: int, neuron_op_count: int,

@@ -23,6 +23,7 @@ from neuroncli.compiler import output
 from neuroncli.compiler.freeze import FrozenGraph, _convert_to_constants, _prune
 from neuroncli.compiler.options import CompileOptions
 from neuroncli.compiler.pipeline import compile_frozen, report_for
+from neuroncli.errors import UserError
 from neuroncli.partition import CallableRule
 from neuroncli.compiler.weights import check_protobuf_limit, write_variables
 from neuroncli.savedmodel import (
