@@ -42,6 +42,7 @@ soak: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q neuroncli tests bench
+	$(BIN)/python -m pyflakes neuroncli tests bench
 
 clean:
 	rm -rf build .venv
