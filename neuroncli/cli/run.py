@@ -49,12 +49,10 @@ def run_command(model_dir: str, inputs_file: str | None, use_random: bool, batch
     from neuroncli.runtime.measure import measure
     from neuroncli.runtime.model import load
     from neuroncli.runtime.simulator import NeuronRuntime
-    from neuroncli.savedmodel.reader import refuse_uncompiled
 
     if inputs_file and (use_random or batch is not None):
         raise UsageError("--inputs and --random/--batch exclude each other: pick one")
     feed = load_npz(inputs_file) if inputs_file else None
-    refuse_uncompiled(model_dir)  # before TensorFlow starts: an original fails much later
     runtime = NeuronRuntime(instance_type)
     with load(model_dir, signature_def, tags, runtime=runtime) as model:
         if feed is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
+from neuroncli.compiler.weights import VARIABLE_OPS
 from neuroncli.errors import UserError
 
 #: What restoring variables and creating/initializing lookup tables legitimately run.
@@ -120,7 +121,7 @@ def check_load_time_ops(meta_graph: Any, tf2: bool) -> None:
         return
     nodes = {n.name: n for n in graph.node}
     roots = [meta_graph.saver_def.restore_op_name,
-             *(n.name for n in graph.node if n.op in ("VariableV2", "VarHandleOp", "Variable"))]
+             *(n.name for n in graph.node if n.op in VARIABLE_OPS)]
     for node in _closure(nodes, roots):
         if node.op in library:
             _check_functions(library, [node.op], "the model's variable restore")

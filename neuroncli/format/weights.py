@@ -25,14 +25,3 @@ def variable_handles(graph_def: Any) -> list[Any]:
     """The ``VarHandleOp`` nodes of a compiled graph, sorted by name."""
     return sorted((n for n in graph_def.node if n.op == "VarHandleOp"), key=lambda n: n.name)
 
-
-def extracted_weight_bytes(graph_def: Any) -> int:
-    """Bytes of the weights a compiled graph keeps in ``variables/`` (0 when none)."""
-    from neuroncli.proto import dtype_size
-    total = 0
-    for node in variable_handles(graph_def):
-        count = 1
-        for dim in node.attr["shape"].shape.dim:
-            count *= max(0, dim.size)
-        total += count * dtype_size(node.attr["dtype"].type)
-    return total

@@ -163,10 +163,9 @@ def _describe(spec: Any) -> str:
 
 def _check_roles(original_dir: str, compiled_dir: str) -> None:
     """Protobuf-only, before TensorFlow starts: the arguments swapped or repeated fail late
-    and obscurely otherwise (TensorFlow cannot load a NeuronOp; the simulator cannot restore
-    an original's variables)."""
-    from neuroncli.savedmodel.reader import count_neuron_ops, refuse_uncompiled
-    refuse_uncompiled(compiled_dir)
+    and obscurely otherwise (TensorFlow cannot load a NeuronOp).  An original passed as the
+    compiled model is refused by :func:`~neuroncli.runtime.model.load` itself."""
+    from neuroncli.savedmodel.reader import count_neuron_ops
     if count_neuron_ops(original_dir):
         raise UserError(f"{original_dir}: is a compiled model (it has NeuronOps), not the "
                         "original: pass the model it was compiled from first, then the "

@@ -197,7 +197,7 @@ def count_neuron_ops(model_dir: str | os.PathLike) -> int:
 
 
 def refuse_uncompiled(model_dir: str | os.PathLike) -> None:
-    """Refuse an original SavedModel where a compiled one is needed (run, verify).
+    """Refuse an original SavedModel where a compiled one is needed (``runtime.load``).
 
     Not "no NeuronOp": a model whose segments all fell back to the CPU has none and is still
     compiled.  An original is a model with no NeuronOp whose meta graph carries what only an
