@@ -93,6 +93,37 @@ def test_compiler_args_and_compiler_workdir(tmp_path: Path) -> None:
         neuroncli.saved_model.compile(DENSE, tmp_path / "bad", compiler_args=["--fast"])
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b""
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("how", ["compiler_workdir", "NEURON_CC_FLAGS", "compiler_args"])
+def test_workdir_inside_the_input_is_refused(how: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs are sacred through the Python API too, whichever way the work directory came,
+    with the command line's message, and before any work: nothing written anywhere."""
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(DENSE, model)
+    before = _tree(model)
+    work = model / "work"
+    kwargs: dict = {}
+    if how == "compiler_workdir":
+        kwargs["compiler_workdir"] = str(work)
+    elif how == "compiler_args":
+        kwargs["compiler_args"] = ["--workdir", str(work)]
+    else:
+        monkeypatch.setenv("NEURON_CC_FLAGS", f"--workdir {work}")
+    with pytest.raises(UserError) as caught:
+        neuroncli.saved_model.compile(model, tmp_path / "out", **kwargs)
+    assert str(caught.value) == (f"compiler work directory {work}: is inside the input "
+                                 f"directory {model}: choose a path outside it (inputs are "
+                                 "never modified)")
+    assert _tree(model) == before
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
 def test_verbose_compiler_flag_shows_the_compile_log(tmp_path: Path) -> None:
     def run(flags: str, out: str) -> subprocess.Popen:
         env = {**os.environ, "NEURON_CC_FLAGS": flags}

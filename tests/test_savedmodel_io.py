@@ -134,3 +134,60 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
     with atomic_output(str(tmp_path / "out")):
         pass
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_a_leftover_whose_pid_lives_again_is_still_stale(tmp_path: Path) -> None:
+    """A reused pid: the name says a live process (this one) wrote it, but nobody holds its
+    lock, so it is a leftover all the same."""
+    stale = tmp_path / f".out.tmp-{os.getpid()}-abcd"
+    stale.mkdir()
+    (stale / "half.pb").write_bytes(b"x")
+    with atomic_output(str(tmp_path / "out")):
+        pass
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+_WRITER = """
+import sys
+from neuroncli.savedmodel import atomic_output
+with atomic_output(sys.argv[1]) as tmp:
+    open(tmp + "/part", "w").write("x")
+    print(tmp, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_live_writer_is_left_alone_and_a_killed_one_cleaned_up(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(out)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        tmp = Path(writer.stdout.readline().strip())
+        assert tmp.parent == tmp_path and tmp.name.startswith(f".out.tmp-{writer.pid}-")
+        assert oct(tmp.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+        with atomic_output(str(tmp_path / "out2")):  # another output: not its business
+            pass
+        with pytest.raises(UserError, match="already exists"):
+            with atomic_output(str(tmp_path / "out2")):
+                pass
+        (tmp_path / "out2").rmdir()
+        with atomic_output(str(out)) as mine:  # the same output, while the writer lives
+            assert (tmp / "part").read_text() == "x"
+            Path(mine, "f").write_text("mine")
+        assert (tmp / "part").read_text() == "x"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert sorted(os.listdir(tmp_path)) == [tmp.name, "out"]
+    with atomic_output(str(out), force=True):  # the killed writer's lock is free: stale
+        pass
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -129,6 +129,25 @@ def test_pipeline_cores_occupy_two_cores_and_refuse_replication(
     assert not (tmp_path / "mc").exists()
 
 
+def test_workdir_that_is_a_file_is_refused_before_tracing(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """The command line's rule and message, before the function is even called."""
+    work = tmp_path / "work"
+    work.write_text("not a directory")
+    monkeypatch.setenv("NEURON_CC_FLAGS", f"--workdir {work}")
+    calls = []
+
+    def func(x: object) -> object:
+        calls.append(x)
+        return x
+
+    with pytest.raises(UserError) as caught:
+        neuroncli.trace(func, tf.zeros([1, 4]))
+    assert str(caught.value) == (f"compiler work directory {work}: exists and is not a "
+                                 "directory: pass a directory (it is created if missing)")
+    assert calls == [] and work.read_text() == "not a directory"
+
+
 def test_workdir_holds_the_real_graphs_and_programs(small_cnn: keras.Model,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     tmp_path: Path) -> None:

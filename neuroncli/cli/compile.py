@@ -82,7 +82,6 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
         no_fuse_ops=_names(no_fuse_ops), force_fuse_ops=_names(force_fuse_ops),
         compiler_args=compiler_args, compiler_workdir=compiler_workdir,
         must_compile=must_compile, force=force, jobs=jobs)
-    _check_workdir(options.workdir, model_dir)
     verified: list[Any] = []
 
     def accept(report: Any, directory: str) -> None:
@@ -133,22 +132,6 @@ def _print(report: Any, verified: list, as_json: bool, quiet: bool, verbose: int
         if verified:
             from neuroncli.cli.verify import render_report
             render_report(verified[0])
-
-
-def _check_workdir(workdir: str | None, model_dir: str) -> None:
-    """The work directory is written after the whole compile: refuse a bad one before it."""
-    import os
-
-    from neuroncli.errors import UserError
-    if not workdir:
-        return
-    if os.path.lexists(workdir) and not os.path.isdir(workdir):
-        raise UserError(f"compiler work directory {workdir}: exists and is not a directory: pass "
-                        "a directory (it is created if missing)")
-    real, src = os.path.realpath(workdir), os.path.realpath(model_dir)
-    if real == src or real.startswith(src + os.sep):
-        raise UserError(f"compiler work directory {workdir}: is inside the input directory "
-                        f"{model_dir}: choose a path outside it (inputs are never modified)")
 
 
 def _verify(model_dir: str, new_model_dir: str, feed: dict | None, options: Any) -> Any:

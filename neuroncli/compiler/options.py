@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -57,3 +58,22 @@ class CompileOptions:
     @property
     def workdir(self) -> str | None:
         return self.flags.workdir or self.compiler_workdir
+
+    def check_workdir(self, input_dir: str | None) -> None:
+        """Refuse a work directory that is a file or lies inside ``input_dir`` (the model
+        being compiled), before any work: it is written after the whole compile, and inputs
+        are never modified.  Every entry point calls this, whichever way the directory came
+        (``compiler_workdir``, ``--compiler_workdir``, ``NEURON_CC_FLAGS='--workdir DIR'``)."""
+        workdir = self.workdir
+        if not workdir:
+            return
+        if os.path.lexists(workdir) and not os.path.isdir(workdir):
+            raise UserError(f"compiler work directory {workdir}: exists and is not a "
+                            "directory: pass a directory (it is created if missing)")
+        if input_dir is None:
+            return
+        real, src = os.path.realpath(workdir), os.path.realpath(input_dir)
+        if real == src or real.startswith(src + os.sep):
+            raise UserError(f"compiler work directory {workdir}: is inside the input "
+                            f"directory {input_dir}: choose a path outside it (inputs are "
+                            "never modified)")

@@ -177,6 +177,7 @@ def _feed_by_tensor(frozen: FrozenGraph, options: CompileOptions) -> dict[str, A
 
 def _prepare(model_dir: str, new_model_dir: str, options: CompileOptions) -> _Prepared:
     """All protobuf-only validation, before TensorFlow is imported."""
+    options.check_workdir(model_dir)
     loaded = read_saved_model(model_dir)
     meta_graph = select_meta_graph(loaded.saved_model, options.tags)
     key, signature = select_signature(meta_graph, options.signature_def_key)

@@ -1,10 +1,13 @@
 """Write SavedModel directories atomically, never touching the input or reaching outside it.
 
 :func:`atomic_output` validates the output path before any work starts, hands out a temporary
-sibling directory (``.<name>.tmp-<pid>-<random>``), and renames it into place only when the
-body finished; on any exception (Ctrl-C included) the temporary is removed.  Leftovers of a
-killed run (SIGKILL leaves no chance to clean up) belong to dead pids and are removed by the
-next run that writes the same output.  The rename is the commit: Ctrl-C is held over it;
+sibling directory (``.<name>.tmp-<pid>-<random>``, made by :func:`tempfile.mkdtemp`), and
+renames it into place only when the body finished; on any exception (Ctrl-C included) the
+temporary is removed.  The writer holds an ``fcntl.flock`` on the temporary for its whole
+life, so a leftover of a killed run (SIGKILL leaves no chance to clean up) is exactly a
+temporary nobody holds a lock on, and the next run that writes the same output removes it; a
+pid in the name is for people, never trusted (pids are reused).  The rename is the commit:
+Ctrl-C is held over it;
 :func:`commits` lets the command line tell "nothing was written" from "it was, just now", and
 :func:`abandon_temporaries` lets its Ctrl-C handler clean up before it exits.
 
@@ -18,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
-import secrets
 import shutil
 import signal
 import stat
+import tempfile
 import threading
 from typing import Any, Iterable, Iterator
 
@@ -71,35 +75,87 @@ def check_output_path(output_dir: str, *, input_dir: str | None, force: bool) ->
     return out
 
 
-def _make_temporary(tmp: str, output_dir: str) -> None:
-    try:
-        os.mkdir(tmp)
-    except OSError as exc:  # os.access said yes, but the file system refuses (read-only, /sys)
-        raise UserError(f"{output_dir}: cannot create a directory in {os.path.dirname(tmp)} "
-                        f"({exc.strerror}): choose an output on a writable file system"
-                        ) from None
+# The lock is taken on the temporary directory itself (a descriptor of it), not on a file
+# inside: a file would have to leave the directory before the rename that commits it, and a
+# temporary without its lock file between that unlink and the rename would look abandoned.
+# flock(2) locks follow the open file, not the path: the lock stays held across the rename and
+# is released by the kernel when the writer exits, however it exits.
 
 
-def _pid_alive(pid: int) -> bool:
+def _lock(fd: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return False
-    except PermissionError:
-        return True
     return True
 
 
+def _open_dir(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # gone (renamed into place, removed) or not a directory of ours
+        return None
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _make_temporary(out: str, output_dir: str) -> tuple[str, int]:
+    """Create and lock a temporary sibling of ``out``: ``(its path, the locked descriptor)``.
+
+    Another run may judge the new directory stale in the instant before it is locked and
+    remove it; the inode check sees that, and a fresh one is made.
+    """
+    parent, name = os.path.split(out)
+    while True:
+        try:
+            tmp = tempfile.mkdtemp(prefix=f".{name}{_TMP_MARK}{os.getpid()}-", dir=parent)
+        except OSError as exc:  # os.access said yes, but the file system refuses (read-only)
+            raise UserError(f"{output_dir}: cannot create a directory in {parent} "
+                            f"({exc.strerror}): choose an output on a writable file system"
+                            ) from None
+        fd = _open_dir(tmp)
+        if fd is not None and _lock(fd) and _same_inode(fd, tmp):
+            # mkdtemp makes it 0700; the output gets the mode os.mkdir would give it.
+            os.chmod(fd, 0o777 & ~_umask())
+            return tmp, fd
+        if fd is not None:
+            os.close(fd)
+
+
+def _same_inode(fd: int, path: str) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+    except OSError:
+        return False
+
+
 def remove_stale_temporaries(out: str) -> None:
-    """Delete ``.<name>.tmp-<pid>-*`` siblings whose writer process is gone."""
+    """Delete ``.<name>.tmp-*`` siblings no live writer holds the lock of.  The lock is held
+    while they are removed, so no two runs remove the same one and no writer takes it back."""
     parent, name = os.path.split(out)
     prefix = f".{name}{_TMP_MARK}"
     for entry in sorted(os.listdir(parent)):
         if not entry.startswith(prefix):
             continue
-        pid_text = entry[len(prefix):].split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+        path = os.path.join(parent, entry)
+        fd = _open_dir(path)
+        if fd is None:
+            continue
+        try:
+            if _lock(fd):
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 class _State:
@@ -157,14 +213,13 @@ def atomic_output(output_dir: str, *, input_dir: str | None = None,
     """Yield a temporary directory that becomes ``output_dir`` when the block succeeds."""
     out = check_output_path(output_dir, input_dir=input_dir, force=force)
     remove_stale_temporaries(out)
-    parent, name = os.path.split(out)
-    tmp = os.path.join(parent, f".{name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    _state.active.add(tmp)
+    with _interrupts_held():  # a Ctrl-C handler must find every temporary in _state.active
+        tmp, fd = _make_temporary(out, output_dir)
+        _state.active.add(tmp)
     try:
-        _make_temporary(tmp, output_dir)  # inside the try: an interrupt right after it
-        yield tmp                          # still removes it
+        yield tmp
         with _interrupts_held():
-            _replace(tmp, out, force=force)
+            _replace(tmp, out, force=force)  # the lock is held over the rename
             _state.count += 1
             _state.last = out
     except BaseException:
@@ -172,6 +227,7 @@ def atomic_output(output_dir: str, *, input_dir: str | None = None,
         raise
     finally:
         _state.active.discard(tmp)
+        os.close(fd)  # releases the lock
 
 
 def _replace(tmp: str, out: str, *, force: bool) -> None:

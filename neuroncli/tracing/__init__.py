@@ -55,6 +55,7 @@ def trace(func: Callable, example_inputs: Any,
     """Trace and compile ``func`` for NeuronCores; returns a callable ``TracedModel``."""
     started = time.perf_counter()
     flags = resolve_flags(None)
+    CompileOptions(flags=flags).check_workdir(None)  # a traced function has no input directory
     conv, values, concrete, kind, out_keys = _traced(func, example_inputs, flags.dynamic_batch)
     if concrete is None:
         log.warning("trace: the function has no inputs; returning it uncompiled")
