@@ -10,10 +10,16 @@ JOBS ?= 2
 
 .PHONY: install demo test test-all bench fuzz soak lint clean
 
-$(STAMP): pyproject.toml
+# The build backend, pinned: installed into .venv, then used from there (no build isolation),
+# so a rebuild needs nothing but the venv.  pyproject.toml's [build-system] says why >= 70.1.
+SETUPTOOLS := setuptools==84.2.1
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@# This machine's pip config lists a missing mirror; its per-package warnings are noise.
-	set -o pipefail; $(BIN)/pip install --disable-pip-version-check -q -e '.[test]' 2>&1 \
+	set -o pipefail; { $(BIN)/pip install --disable-pip-version-check -q '$(SETUPTOOLS)' \
+	  && $(BIN)/pip install --disable-pip-version-check -q --no-build-isolation \
+	     --check-build-dependencies -e '.[test]'; } 2>&1 \
 	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	touch $(STAMP)
 
