@@ -27,6 +27,7 @@ from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef
 from neuroncli.partition import (
     Plan, default_policy, extract_segment, fuse_segment, partition, segment_digest_name,
 )
+from neuroncli.partition.names import restore_output_names
 from neuroncli.savedmodel import (
     atomic_output, check_output_path, is_tf2, read_saved_model, select_meta_graph,
     select_signature,
@@ -52,7 +53,8 @@ class CompiledGraph:
 
     frozen: the input; shaped: its GraphDef with the compile-time input shapes.
     plan / results: the partition and, per segment, ``(segment, CompiledSegment, extracted)``.
-    names: segment index -> NeuronOp name; mapping: old tensor -> NeuronOp output tensor.
+    names: segment index -> NeuronOp name; mapping: old tensor -> the tensor now holding it
+    (a NeuronOp output, or the same name when an IdentityN restored it: partition.names).
     fused: the compiled GraphDef; graph: its IR (with dtypes and shapes).
     """
 
@@ -91,6 +93,8 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
         names = "; ".join(f"segment {s.index} ({r.reason})" for s, r in failed)
         raise UserError(f"--must-compile: {len(failed)} segment(s) failed to compile: {names}")
     mapping, names = _fuse(graph, results, options, duplicates)
+    # A TF1 client fetches outputs by their original names (AWS keeps them the same way).
+    mapping = restore_output_names(graph, frozen.outputs.values(), mapping)
     fused = graph_to_graphdef(graph)
     if options.workdir:
         output.dump_workdir(options.workdir, shaped, fused, results)
