@@ -11,6 +11,7 @@ The contexts are not thread-safe, as AWS's are not.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 from neuroncli.errors import UserError
@@ -65,22 +66,31 @@ def multicore_context() -> Iterator[None]:
 
 
 def auto_multicore(model: Any, example_inputs: Any, num_cores: int) -> Any:
-    """A copy of ``model`` whose calls round-robin over cores 0..num_cores-1.
+    """A copy of ``model`` whose NeuronOps carry ``_automatic_multicore = num_cores``: its
+    calls round-robin over cores 0..num_cores-1, and ``.save()`` (then a reload) keeps them.
 
+    ``model`` is a loaded or traced model, or the path of a compiled SavedModel.
     ``example_inputs`` are run once through the new copy (as AWS's call does) so that a
     model that cannot take them fails here, not at the first real inference.
     """
-    if isinstance(num_cores, bool) or not isinstance(num_cores, int) or num_cores < 1:
-        raise UserError(f"num_cores must be a positive integer, got {num_cores!r}")
+    if isinstance(num_cores, bool) or not isinstance(num_cores, int) \
+            or not 1 <= num_cores <= MAX_CORES:
+        raise UserError(f"num_cores must be an integer from 1 to {MAX_CORES}, "
+                        f"got {num_cores!r}")
+    if isinstance(model, (str, os.PathLike)):
+        import neuroncli
+        model = neuroncli.load(model)
     inner = _neuron_model(model)
     widths = {p.pipeline_cores for p in inner.programs} if hasattr(inner, "programs") else set()
     if any(w > 1 for w in widths):
         raise UserError(f"the model is compiled for {max(widths)} pipeline cores "
                         "(--neuroncore-pipeline-cores) and cannot be replicated: recompile "
                         "without pipeline cores to use auto_multicore")
+    from neuroncli.rewrite.multicore import tag_saved_model
     from neuroncli.runtime import load
+    tagged = tag_saved_model(inner.source_saved_model(), num_cores)
     copy = load(inner.model_dir, inner.signature.key, start_nc=0, nc_count=num_cores,
-                saved_model=getattr(inner, "saved_model", None))
+                saved_model=tagged)
     result = model.with_neuron_model(copy) if hasattr(model, "with_neuron_model") else copy
     if isinstance(example_inputs, dict):
         result(**example_inputs)

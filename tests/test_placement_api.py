@@ -128,8 +128,42 @@ def test_auto_multicore_api(compiled: Path, runtime) -> None:
     copy = neuroncli.auto_multicore(model, EXAMPLE, 3)
     assert copy.cores == (0, 1, 2)
     np.testing.assert_allclose(copy(**EXAMPLE)["output_0"], model(**EXAMPLE)["output_0"])
-    with pytest.raises(ValueError, match="num_cores must be a positive integer"):
-        neuroncli.auto_multicore(model, EXAMPLE, 0)
+    for bad in (0, 65, 2.0, True):
+        with pytest.raises(ValueError, match="num_cores must be an integer from 1 to 64"):
+            neuroncli.auto_multicore(model, EXAMPLE, bad)
+
+
+def _replica_tags(model_dir: Path) -> list[int]:
+    from neuroncli.format import neuron_op
+    from neuroncli.savedmodel import read_saved_model
+    meta_graph = read_saved_model(str(model_dir)).saved_model.meta_graphs[0]
+    return [node.attr[neuron_op.ATTR_AUTO_MULTICORE].i if
+            neuron_op.ATTR_AUTO_MULTICORE in node.attr else None
+            for _, node in neuron_op.iter_neuron_op_nodes(meta_graph)]
+
+
+def test_auto_multicore_survives_save_and_reload(compiled: Path, runtime,
+                                                 tmp_path: Path) -> None:
+    model = neuroncli.load(compiled, start_nc=0, nc_count=1)
+    copy = neuroncli.auto_multicore(model, EXAMPLE, 3)
+    copy.save(tmp_path / "x3")
+    assert _replica_tags(tmp_path / "x3") == [3]
+    assert _replica_tags(compiled) == [None]  # the input is untouched
+    model.unload()
+    copy.unload()
+    reloaded = neuroncli.load(tmp_path / "x3")
+    assert reloaded.cores == (0, 1, 2)
+    assert _cores_of_calls(reloaded, 6) == [0, 1, 2, 0, 1, 2]
+
+
+def test_auto_multicore_of_a_compiled_model_by_path(compiled: Path, runtime,
+                                                    tmp_path: Path) -> None:
+    copy = neuroncli.auto_multicore(str(compiled), EXAMPLE, 2)
+    assert copy.cores == (0, 1)
+    copy.save(tmp_path / "x2")
+    copy.unload()
+    assert _replica_tags(tmp_path / "x2") == [2]
+    assert neuroncli.load(tmp_path / "x2").cores == (0, 1)
 
 
 def test_exact_auto_multicore_command_on_resnet50(zoo_root: Path, tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from neuroncli import proto
 from neuroncli.errors import UserError
-from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, int_attr
+from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, int_attr, iter_neuron_op_nodes
 from neuroncli.rewrite.rewriter import RewriteReport, rewrite_saved_model
 
 MAX_CORES = 64
@@ -47,6 +48,21 @@ def tag_replicas(meta: Any, num_cores: int) -> tuple[dict, dict]:
     check_replicable(meta)
     edits = {op.start: {ATTR_AUTO_MULTICORE: int_attr(num_cores)} for op in meta.neuron_ops}
     return {"tagged": len(edits), "replicas": num_cores}, edits
+
+
+def tag_saved_model(saved_model: Any, num_cores: int) -> Any:
+    """A copy of a ``SavedModel`` message with ``_automatic_multicore = num_cores`` on every
+    NeuronOp: what ``neuroncli.auto_multicore`` loads, so that ``.save()`` writes the count
+    and a reload keeps the replicas (the message in memory, for models never written)."""
+    check_num_cores(num_cores)
+    tagged = proto.SavedModel()
+    tagged.CopyFrom(saved_model)
+    nodes = [node for meta in tagged.meta_graphs for _, node in iter_neuron_op_nodes(meta)]
+    if not nodes:
+        raise UserError("not a compiled model (no NeuronOp): compile it first")
+    for node in nodes:
+        node.attr[ATTR_AUTO_MULTICORE].CopyFrom(int_attr(num_cores))
+    return tagged
 
 
 def auto_multicore_saved_model(model_dir: str, new_model_dir: str, num_cores: int, *,

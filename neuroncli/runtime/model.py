@@ -170,6 +170,24 @@ class NeuronModel:
             self.placement = placement
             self._executor.set_replicas(placement.replicas)
 
+    # -- saving ---------------------------------------------------------------------------
+    def source_saved_model(self) -> Any:
+        """The ``SavedModel`` message this model was loaded from (read again if it came from
+        ``model_dir``: a loaded model keeps only its programs, not the whole message)."""
+        if self.saved_model is not None:
+            return self.saved_model
+        return read_saved_model(self.model_dir).saved_model
+
+    def save(self, directory: str | os.PathLike, *, force: bool = False) -> None:
+        """Write the model as loaded (``auto_multicore``'s tags included) to ``directory``,
+        atomically, with the ``variables/`` and ``assets/`` of ``model_dir``."""
+        from neuroncli.savedmodel import atomic_output, copy_model_files, write_saved_model
+        source = self.model_dir if os.path.isdir(self.model_dir) else None
+        with atomic_output(os.fspath(directory), input_dir=source, force=force) as tmp:
+            write_saved_model(tmp, self.source_saved_model())
+            if source is not None:
+                copy_model_files(source, tmp)
+
     # -- reporting and lifetime -----------------------------------------------------------
     def stats(self) -> ModelStats:
         usage: dict[int, Usage] = self._executor.usage.snapshot() if self._executor else {}
