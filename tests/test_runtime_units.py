@@ -16,7 +16,7 @@ from neuroncli.errors import UserError
 from neuroncli.format.executable import ExecutableHeader
 from neuroncli.format.instances import GIB
 from neuroncli.runtime import batching, instance, placement
-from neuroncli.runtime.cores import CorePool
+from neuroncli.runtime.cores import CorePool, Reservation
 from neuroncli.runtime.program import Program
 from neuroncli.runtime.stages import CpuStage, NeuronStep, plan
 from neuroncli.runtime.verify import compare
@@ -90,15 +90,20 @@ def test_timeout_from_environment() -> None:
 
 def test_memory_overflow_names_core_needed_and_free_and_changes_nothing() -> None:
     pool = CorePool(instance.instance_spec("inf1.xlarge"), (0, 1), capacity_bytes=1000)
-    pool.reserve("model a", {0: 600, 1: 600}, {0: 1, 1: 1})
+    a = Reservation({0: 600, 1: 600}, {0: 1, 1: 1})
+    b = Reservation({0: 300, 1: 500}, {0: 1, 1: 1})
+    pool.reserve("model a", a)
     with pytest.raises(UserError) as err:
-        pool.reserve("model b", {0: 300, 1: 500}, {0: 1, 1: 1})
+        pool.reserve("model b", b)
     message = str(err.value)
     assert "NeuronCore 1" in message and "500 bytes" in message and "400 bytes" in message
     assert pool.usage() == [600, 600]  # all or nothing
-    pool.release({0: 600, 1: 600}, {0: 1, 1: 1})
-    pool.reserve("model b", {0: 300, 1: 500}, {0: 1, 1: 1})
-    assert pool.usage() == [300, 500]
+    assert [c.programs for c in pool.cores] == [1, 1]
+    pool.release(a)
+    pool.reserve("model b", b)
+    assert pool.usage() == [300, 500] and [c.programs for c in pool.cores] == [1, 1]
+    pool.reserve("model b", Reservation({1: 700}, {1: 1}), release=b)  # a move: own bytes free
+    assert pool.usage() == [0, 700] and [c.programs for c in pool.cores] == [0, 1]
 
 
 def test_acquire_times_out_and_groups_lock_every_core() -> None:

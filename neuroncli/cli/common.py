@@ -25,9 +25,6 @@ import click
 
 from neuroncli.errors import EXIT_INTERRUPTED, EXIT_OK, UserError
 
-VERBOSE_KEY = "verbose"
-
-
 class NonEmptyPath(click.Path):
     """A path argument that refuses ``""``: the empty string would silently mean the working
     directory (``os.path.abspath("")``), e.g. an output that "already exists"."""

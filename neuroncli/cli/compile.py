@@ -130,8 +130,8 @@ def _print(report: Any, verified: list, as_json: bool, quiet: bool, verbose: int
     elif not quiet:
         report_mod.render(report, stdout_console(), max_names=0 if verbose else 20)
         if verified:
-            from neuroncli.cli.verify import render_report
-            render_report(verified[0])
+            from neuroncli.cli.tables import render_verify_report
+            render_verify_report(verified[0])
 
 
 def _verify(model_dir: str, new_model_dir: str, feed: dict | None, options: Any) -> Any:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
-from typing import Any
 
 import click
 
 from neuroncli.cli.common import (
-    NonEmptyPath, command, instance_type_option, model_selection_options, stdout_console,
-    verbosity_options,
+    NonEmptyPath, command, instance_type_option, model_selection_options, verbosity_options,
 )
+from neuroncli.cli.tables import render_verify_report
 
 _HELP = """Run ORIGINAL_DIR in TensorFlow and COMPILED_DIR on simulated NeuronCores on the same
 inputs and compare every output.
@@ -62,44 +60,13 @@ def verify_command(original_dir: str, compiled_dir: str, inputs_file: str | None
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     elif not quiet:
-        render_report(report)
+        render_verify_report(report)
     if report.passed:
         return 0
     failed = [o.key for o in report.outputs if not o.passed]
     click.echo(f"error: {len(failed)} of {len(report.outputs)} output(s) differ from the "
                f"original ({', '.join(failed)}) beyond rtol {rtol:g} atol {atol:g}", err=True)
     return EXIT_USER
-
-
-def _number(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.3g}"
-
-
-def render_report(report: Any) -> None:
-    """Print the comparison table of a :class:`~neuroncli.runtime.verify.VerifyReport`
-    (also used by ``neuron-compile --verify``)."""
-    from rich.markup import escape
-    from rich.table import Table
-    console = stdout_console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)  # logs and pipes: no wrapped columns
-    table = Table(title=escape(f"{report.compiled_dir} vs {report.original_dir} "
-                               f"[{report.signature_key}], {report.runs} {report.inputs} "
-                               "run(s)"))
-    for column in ("output", "shape", "dtype", "max abs error", "max rel error",
-                   "mismatches", "verdict"):
-        table.add_column(column, justify="right" if "error" in column or
-                         column == "mismatches" else "left")
-    for item in report.outputs:
-        verdict = "PASS" if item.passed else "FAIL"
-        if item.note:
-            verdict += f" ({item.note})"
-        table.add_row(escape(item.key), str(item.shape), item.dtype,
-                      _number(item.max_abs_error), _number(item.max_rel_error),
-                      str(item.mismatches), escape(verdict))
-    console.print(table)
-    word = "match" if report.passed else "DO NOT match"
-    console.print(f"Outputs {word} the original (rtol {report.rtol:g}, atol {report.atol:g}).")
 
 
 def main() -> None:

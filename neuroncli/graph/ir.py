@@ -98,13 +98,6 @@ class Graph:
             node.control_inputs = list(control_inputs)
         self._consumers = None
 
-    def replace_uses(self, mapping: dict[str, str]) -> None:
-        """Rewire every data input found in ``mapping`` (tensor ref -> tensor ref)."""
-        for node in self.nodes.values():
-            if any(ref in mapping for ref in node.inputs):
-                node.inputs = [mapping.get(ref, ref) for ref in node.inputs]
-        self._consumers = None
-
     def invalidate(self) -> None:
         """Call after editing ``node.inputs`` directly."""
         self._consumers = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from neuroncli.errors import UserError
@@ -47,6 +47,21 @@ class CoreStats:
         return self.capacity_bytes - self.bytes_loaded
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """What one loaded model holds on the visible cores.
+
+    device_bytes: visible core -> device memory (a pipeline program's share on each core).
+    copies: visible core -> program copies loaded there.
+    """
+
+    device_bytes: Mapping[int, int] = field(default_factory=dict)
+    copies: Mapping[int, int] = field(default_factory=dict)
+
+
+NOTHING = Reservation()
+
+
 class NeuronCore:
     """One simulated core.  ``lock`` is held by the inference running on it."""
 
@@ -62,6 +77,12 @@ class NeuronCore:
         self.busy_seconds = 0.0
         self.failed = False
         self.failures = 0  # bumped by each failure: a run that saw it change is void
+
+    def add_load(self, device_bytes: int, copies: int) -> None:
+        """Account programs loaded (positive) or unloaded (negative) on this core."""
+        with self._mutex:
+            self.bytes_loaded += device_bytes
+            self.programs += copies
 
     def record(self, seconds: float) -> None:
         with self._mutex:
@@ -105,50 +126,46 @@ class CorePool:
         return int(index)
 
     # -- device memory --------------------------------------------------------------------
-    def usage(self, exclude: Mapping[int, int] | None = None) -> list[int]:
+    def usage(self, exclude: Reservation = NOTHING) -> list[int]:
         """Bytes loaded per core, minus ``exclude`` (a model's own reservation)."""
         with self._mutex:
             used = [core.bytes_loaded for core in self.cores]
-        for index, count in (exclude or {}).items():
+        for index, count in exclude.device_bytes.items():
             used[index] -= count
         return used
 
-    def reserve(self, owner: str, need: Mapping[int, int], copies: Mapping[int, int],
-                release: tuple[Mapping[int, int], Mapping[int, int]] | None = None) -> None:
-        """Take ``need[core]`` bytes on every core, or nothing (raises :class:`UserError`).
+    def reserve(self, owner: str, wanted: Reservation,
+                release: Reservation = NOTHING) -> None:
+        """Take ``wanted`` on every core, or nothing (raises :class:`UserError`).
 
-        ``release`` (bytes, copies) is given back in the same step: a model moving between
-        cores counts its own reservation as free, and keeps it if the move does not fit.
+        ``release`` is given back in the same step: a model moving between cores counts its
+        own reservation as free, and keeps it if the move does not fit.
         """
-        old_need, old_copies = release or ({}, {})
         with self._mutex:
-            for index in sorted(need):
+            for index in sorted(wanted.device_bytes):
                 core = self.cores[index]
-                free = core.capacity_bytes - core.bytes_loaded + old_need.get(index, 0)
-                if need[index] > free:
+                need = wanted.device_bytes[index]
+                free = (core.capacity_bytes - core.bytes_loaded
+                        + release.device_bytes.get(index, 0))
+                if need > free:
                     raise UserError(
                         f"NeuronCore {index} (physical {core.physical}) of "
                         f"{self.spec.name} is out of device memory: {owner} needs "
-                        f"{format_bytes(need[index])} ({need[index]} bytes) but only "
+                        f"{format_bytes(need)} ({need} bytes) but only "
                         f"{format_bytes(max(free, 0))} ({max(free, 0)} bytes) of "
                         f"{format_bytes(core.capacity_bytes)} are free: unload a model or "
                         "place this one on other cores (start_nc / nc_count)")
-            self._apply(old_need, old_copies, sign=-1)
-            self._apply(need, copies, sign=1)
+            self._apply(release, sign=-1)
+            self._apply(wanted, sign=1)
 
-    def release(self, held: Mapping[int, int], copies: Mapping[int, int]) -> None:
+    def release(self, held: Reservation) -> None:
         with self._mutex:
-            self._apply(held, copies, sign=-1)
+            self._apply(held, sign=-1)
 
-    def _apply(self, amounts: Mapping[int, int], copies: Mapping[int, int], sign: int) -> None:
-        for index, count in amounts.items():
-            core = self.cores[index]
-            with core._mutex:
-                core.bytes_loaded += sign * count
-        for index, count in copies.items():
-            core = self.cores[index]
-            with core._mutex:
-                core.programs += sign * count
+    def _apply(self, reservation: Reservation, sign: int) -> None:
+        for index in sorted({*reservation.device_bytes, *reservation.copies}):
+            self.cores[index].add_load(sign * reservation.device_bytes.get(index, 0),
+                                       sign * reservation.copies.get(index, 0))
 
     # -- execution ------------------------------------------------------------------------
     def acquire(self, group: Sequence[int], deadline: float) -> bool:

@@ -47,7 +47,8 @@ class Executor:
         self._program_runners = [host.program_runner(i, p, self.free[i])
                                  for i, p in enumerate(programs)]
         self._out_dtypes = [[host.numpy_dtype(d) for d in p.output_dtypes] for p in programs]
-        self._in_dtypes = [[host.numpy_dtype(d) for d in p.input_dtypes] for p in programs]
+        # Of the fed inputs only, like the arrays run_program converts (bound ones are not fed).
+        self._in_dtypes = [[host.numpy_dtype(d) for d in p.input_dtypes] for p in self.programs]
         self._input_keys = {plan.resolve(t): k for k, t in plan.inputs.items()}
         self._shards: ThreadPoolExecutor | None = None
         self._shards_lock = threading.Lock()
@@ -55,6 +56,15 @@ class Executor:
         for step in plan.steps:
             if isinstance(step, CpuStage) and step.constant:
                 self._constants.update(zip(step.fetches, self._run_stage(step, [])))
+
+    def warm_up(self, core: int) -> None:
+        """Run every program once on zeros on ``core``, outside the dispatchers (so not
+        counted): TensorFlow builds its executors then, and the first real call is not the
+        slow one."""
+        for runner, program, dtypes in zip(self._program_runners, self.programs,
+                                           self._in_dtypes):
+            runner.run([np.zeros(tuple(shape), dtype=dtype)
+                        for shape, dtype in zip(program.input_shapes, dtypes)], core)
 
     def set_replicas(self, replicas: Sequence[Group]) -> None:
         for dispatcher in self.dispatchers:

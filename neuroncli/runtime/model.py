@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from neuroncli.format.weights import VARIABLES_PREFIX, variable_handles
 from neuroncli.graph import GraphError
 from neuroncli.proto import dtype_size
 from neuroncli.runtime import inputs as inputs_mod
+from neuroncli.runtime.cores import NOTHING, Reservation
 from neuroncli.runtime.dispatch import Usage
 from neuroncli.runtime.inputs import TensorSpec
 from neuroncli.runtime.placement import Placement, place
@@ -34,6 +35,10 @@ from neuroncli.runtime.simulator import NeuronRuntime, default_runtime
 from neuroncli.runtime.stages import ExecutionPlan, plan as plan_call
 from neuroncli.savedmodel import read_saved_model, select_meta_graph, select_signature
 from neuroncli.savedmodel.reader import refuse_uncompiled
+
+if TYPE_CHECKING:
+    from neuroncli.runtime.executor import Executor
+    from neuroncli.runtime.host import Weights
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def device_bytes(program: Program, bound: Iterable[int] = ()) -> int:
 
 
 def _reservation(programs: Iterable[Program], placement: Placement,
-                 bound: tuple = ()) -> tuple[dict[int, int], dict[int, int]]:
+                 bound: tuple = ()) -> Reservation:
     """Device bytes and program copies per core; a pipeline program splits over its cores."""
     need: dict[int, int] = {}
     copies: dict[int, int] = {}
@@ -87,30 +92,45 @@ def _reservation(programs: Iterable[Program], placement: Placement,
             for core in group[:width]:
                 need[core] = need.get(core, 0) + share
                 copies[core] = copies.get(core, 0) + 1
-    return need, copies
+    return Reservation(need, copies)
+
+
+class CallTimeout:
+    """A model's per-call timeout, read by its dispatchers at every call.
+
+    seconds: the model's own (``load(timeout=...)``, or ``model.timeout = s`` later), else
+    None for the runtime's, which ``NEURON_FRAMEWORK_INFER_TIMEOUT_SEC`` sets.
+    """
+
+    def __init__(self, seconds: float | None, runtime: NeuronRuntime) -> None:
+        self.seconds = seconds
+        self._runtime = runtime
+
+    def __call__(self) -> float:
+        return self.seconds if self.seconds is not None else self._runtime.timeout
 
 
 class NeuronModel:
     """A compiled model loaded on simulated cores.  Call it with the signature's inputs."""
 
-    def __init__(self, model_dir: str, signature: Signature, programs: list[Program],
+    def __init__(self, model_dir: str, signature: Signature, programs: Iterable[Program],
                  plan: ExecutionPlan, runtime: NeuronRuntime, placement: Placement,
-                 reservation: tuple[dict[int, int], dict[int, int]],
-                 timeout: float | None) -> None:
+                 reservation: Reservation, timeout: CallTimeout, executor: Executor,
+                 saved_model: Any = None) -> None:
         self.model_dir = model_dir
         self.signature = signature
         self.programs = tuple(programs)
         self.plan = plan
         self.runtime = runtime
         self.placement = placement
-        self.timeout = timeout
+        self._timeout = timeout
         self._reservation = reservation
-        self._executor: Any = None
+        self._executor: Executor | None = executor
         self._move_lock = threading.Lock()
         self._calls = 0
         self._calls_lock = threading.Lock()
         #: The SavedModel message when loaded from memory (``load(saved_model=...)``), else None.
-        self.saved_model: Any = None
+        self.saved_model = saved_model
 
     # -- calling --------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
@@ -141,6 +161,15 @@ class NeuronModel:
         return inputs_mod.random_inputs(self.signature.inputs, self.example_shapes(batch),
                                         seed)
 
+    @property
+    def timeout(self) -> float | None:
+        """Seconds per call, core wait included (None: the runtime's); settable."""
+        return self._timeout.seconds
+
+    @timeout.setter
+    def timeout(self, seconds: float | None) -> None:
+        self._timeout.seconds = seconds
+
     # -- placement ------------------------------------------------------------------------
     @property
     def replicas(self) -> tuple[tuple[int, ...], ...]:
@@ -161,12 +190,11 @@ class NeuronModel:
             if self._executor is None:
                 raise UserError(f"{self.model_dir}: the model was unloaded: load it again")
             pool = self.runtime.pool
-            placement = place(self.programs, pool.usage(exclude=self._reservation[0]),
+            placement = place(self.programs, pool.usage(exclude=self._reservation),
                               start_nc=start_nc, nc_count=nc_count)
-            need, copies = _reservation(self.programs, placement, self.plan.bound)
-            pool.reserve(f"model {self.model_dir}", need, copies,
-                         release=self._reservation)
-            self._reservation = (need, copies)
+            reservation = _reservation(self.programs, placement, self.plan.bound)
+            pool.reserve(f"model {self.model_dir}", reservation, release=self._reservation)
+            self._reservation = reservation
             self.placement = placement
             self._executor.set_replicas(placement.replicas)
 
@@ -195,7 +223,7 @@ class NeuronModel:
             calls=self._calls, replicas=self.placement.replicas,
             core_calls={c: u.calls for c, u in usage.items()},
             core_busy_seconds={c: u.busy_seconds for c, u in usage.items()},
-            device_bytes=dict(sorted(self._reservation[0].items())))
+            device_bytes=dict(sorted(self._reservation.device_bytes.items())))
 
     def unload(self) -> None:
         """Free the cores and the session; later calls raise :class:`UserError`."""
@@ -203,8 +231,8 @@ class NeuronModel:
             executor, self._executor = self._executor, None
             if executor is None:
                 return
-            self.runtime.pool.release(*self._reservation)
-            self._reservation = ({}, {})
+            self.runtime.pool.release(self._reservation)
+            self._reservation = NOTHING
         executor.close()
 
     def __enter__(self) -> NeuronModel:
@@ -217,9 +245,6 @@ class NeuronModel:
         state = f"cores {list(self.cores)}" if self.loaded else "unloaded"
         return (f"NeuronModel({self.model_dir!r}, signature={self.signature.key!r}, "
                 f"{len(self.programs)} NeuronOp(s), {len(self.replicas)} cop(ies), {state})")
-
-    def _timeout(self) -> float:
-        return self.timeout if self.timeout is not None else self.runtime.timeout
 
 
 def _concrete(spec: TensorSpec, compiled: tuple | None,
@@ -258,40 +283,67 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
     ``model_dir/saved_model.pb``; ``model_dir`` still holds its ``variables/``, if any.
     Raises :class:`UserError`.
     """
-    from neuroncli.runtime.executor import Executor
-    from neuroncli.runtime.host import HostSession
     runtime = runtime or default_runtime()
     if start_nc is None and nc_count is None:
         from neuroncli.runtime.context import current
         start_nc, nc_count = current() or (None, None)
     path = os.fspath(model_dir)
-    signature, programs, payloads, plan, host_graph_def, weights = _read(
-        path, signature_def_key, tags, saved_model)
+    parts = _read(path, signature_def_key, tags, saved_model)
+    signature, programs, plan = parts.signature, parts.programs, parts.plan
     placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)
     reservation = _reservation(programs, placement, plan.bound)
-    runtime.pool.reserve(f"model {path}", *reservation)
+    runtime.pool.reserve(f"model {path}", reservation)
+    call_timeout = CallTimeout(timeout, runtime)
+    executor = None
     try:
-        host = HostSession(plan, host_graph_def, programs, payloads, cores=len(runtime.pool),
-                           core_threads=runtime.core_threads,
-                           host_threads=runtime.host_threads, weights=weights)
-        payloads.clear()
-        del host_graph_def
-        model = NeuronModel(path, signature, programs, plan, runtime, placement, reservation,
-                            timeout)
-        model.saved_model = saved_model
-        model._executor = Executor(plan, programs, host, runtime.pool, placement.replicas,
-                                   model._timeout)
+        executor = _build_executor(parts, runtime, placement, call_timeout)
+        del parts  # the session holds the graphs now: their bytes go before malloc_trim
         if warmup:
-            _warm_up(model)
+            executor.warm_up(placement.replicas[0][0] if placement.replicas else 0)
         _return_freed_memory()
     except BaseException:
-        runtime.pool.release(*reservation)
+        if executor is not None:
+            executor.close()
+        runtime.pool.release(reservation)
         raise
+    model = NeuronModel(path, signature, programs, plan, runtime, placement, reservation,
+                        call_timeout, executor, saved_model)
     runtime.register(model)
     return model
 
 
-def _read(path: str, key: str | None, tags: Iterable[str] | None, saved_model: Any) -> tuple:
+@dataclass(frozen=True)
+class _Parts:
+    """What :func:`load` reads from a compiled SavedModel, before anything is placed.
+
+    signature: the signature served.  programs: the NeuronOps' programs, in graph order.
+    plan: how one call runs.  host_graph_def: the CPU side, NeuronOps as stand-ins.
+    payloads: program index -> optimized subgraph (handed to the host session, then dropped).
+    weights: the variables to restore (``--extract-weights``), or None.
+    """
+
+    signature: Signature
+    programs: tuple[Program, ...]
+    plan: ExecutionPlan
+    host_graph_def: Any
+    payloads: dict
+    weights: Weights | None
+
+
+def _build_executor(parts: _Parts, runtime: NeuronRuntime, placement: Placement,
+                    timeout: CallTimeout) -> Executor:
+    """The TensorFlow session (:mod:`~neuroncli.runtime.host`) and the executor over it."""
+    from neuroncli.runtime.executor import Executor
+    from neuroncli.runtime.host import HostSession
+    host = HostSession(parts.plan, parts.host_graph_def, parts.programs, parts.payloads,
+                       cores=len(runtime.pool), core_threads=runtime.core_threads,
+                       host_threads=runtime.host_threads, weights=parts.weights)
+    parts.payloads.clear()  # the session holds the graphs now; the bytes can go
+    return Executor(parts.plan, parts.programs, host, runtime.pool, placement.replicas,
+                    timeout)
+
+
+def _read(path: str, key: str | None, tags: Iterable[str] | None, saved_model: Any) -> _Parts:
     if saved_model is None:
         refuse_uncompiled(path)
         saved_model = read_saved_model(path).saved_model
@@ -306,16 +358,16 @@ def _read(path: str, key: str | None, tags: Iterable[str] | None, saved_model: A
     programs, payloads = read_programs(meta_graph.graph_def)
     try:
         plan, host_graph_def = plan_call(meta_graph.graph_def, programs,
-                         {k: s.name for k, s in signature.inputs.items()},
-                         {k: s.name for k, s in signature.outputs.items()})
+                                         {k: s.name for k, s in signature.inputs.items()},
+                                         {k: s.name for k, s in signature.outputs.items()})
     except (GraphError, KeyError) as exc:
         raise UserError(f"{path}: the compiled graph is malformed ({exc}): recompile the "
                         "model") from None
-    return (signature, programs, payloads, plan, host_graph_def,
-            _extracted_weights(path, meta_graph.graph_def))
+    return _Parts(signature, tuple(programs), plan, host_graph_def, payloads,
+                  _extracted_weights(path, meta_graph.graph_def))
 
 
-def _extracted_weights(path: str, graph_def: Any) -> Any:
+def _extracted_weights(path: str, graph_def: Any) -> Weights | None:
     """What to restore at load for a model compiled with ``--extract-weights`` (or None)."""
     from neuroncli.runtime.host import Weights
     handles = variable_handles(graph_def)
@@ -340,14 +392,3 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def _warm_up(model: NeuronModel) -> None:
-    """Run every program once on zeros (not counted): TensorFlow builds its executor then."""
-    executor = model._executor
-    group = model.placement.replicas[0] if model.placement.replicas else (0,)
-    for index, program in enumerate(executor.programs):
-        zeros = [np.zeros(tuple(s), dtype=executor.host.numpy_dtype(d))
-                 for s, d in zip(program.input_shapes, program.input_dtypes)]
-        runner = executor._program_runners[index]
-        runner.run(zeros, group[0])

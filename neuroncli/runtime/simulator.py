@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Mapping, Protocol
 
 from neuroncli.runtime.cores import CorePool, CoreStats, NeuronCore
 from neuroncli.runtime.instance import (
     InstanceSpec, host_cpus, infer_timeout, instance_spec, visible_cores,
 )
 
-if TYPE_CHECKING:
-    from neuroncli.runtime.model import NeuronModel
+
+
+class LoadedModel(Protocol):
+    """What the runtime needs of a model it keeps track of (``runtime.model.NeuronModel``,
+    which imports this module: the runtime is given its models, it never loads them)."""
+
+    @property
+    def loaded(self) -> bool: ...
 
 
 class NeuronRuntime:
@@ -47,24 +53,18 @@ class NeuronRuntime:
         cpus = host_cpus()
         self.core_threads = int(core_threads or max(1, cpus // len(physical)))
         self.host_threads = cpus
-        self._models: weakref.WeakSet[NeuronModel] = weakref.WeakSet()
+        self._models: weakref.WeakSet[LoadedModel] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     @property
     def cores(self) -> tuple[NeuronCore, ...]:
         return self.pool.cores
 
-    def load(self, model_dir: Any, signature_def_key: str | None = None,
-             tags: Any = None, **options: Any) -> NeuronModel:
-        """Load a compiled SavedModel onto this runtime's cores (see :func:`load`)."""
-        from neuroncli.runtime.model import load
-        return load(model_dir, signature_def_key, tags, runtime=self, **options)
-
-    def register(self, model: NeuronModel) -> None:
+    def register(self, model: LoadedModel) -> None:
         with self._lock:
             self._models.add(model)
 
-    def models(self) -> list[NeuronModel]:
+    def models(self) -> list[LoadedModel]:
         with self._lock:
             return [m for m in self._models if m.loaded]
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
 from neuroncli import proto
-from neuroncli.format.neuron_op import NEURON_OP, shape_proto
+from neuroncli.format.neuron_op import shape_proto
 from neuroncli.format.weights import WRITER_OPS
 from neuroncli.graph import Graph, Node, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.runtime.program import Program
@@ -280,6 +280,3 @@ def _placeholder(name: str, dtype: int, shape: tuple | None, axis: int) -> Node:
              "shape": proto.AttrValue(shape=shape_proto(shape))}
     return Node(name=name, op="Placeholder", attrs=attrs)
 
-
-def is_neuron_op(node: Any) -> bool:
-    return node.op == NEURON_OP
