@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,11 +66,23 @@ def test_descriptor_cache_is_written_reused_and_survives_corruption(tmp_path) ->
             "m = proto.SavedModel(); m.meta_graphs.add().graph_def.node.add(name='a')\n"
             "assert proto.SavedModel.FromString(m.SerializeToString()) == m\n"
             "print('ok')")
-    for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True)
-        assert out.stdout.strip() == "ok"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "ok"
     (cache,) = list((tmp_path / "neuroncli").iterdir())
+    # Reused: a probe module listed in the cache's header is imported by the next run, and
+    # the cache file is not written again.
+    header, records = cache.read_bytes().split(b"\n", 1)
+    probe_dir = tmp_path / "probe"
+    probe_dir.mkdir()
+    (probe_dir / "neuroncli_cache_probe.py").write_text("print('cache was read')\n")
+    modules = json.loads(header) + ["neuroncli_cache_probe"]
+    cache.write_bytes(json.dumps(modules).encode() + b"\n" + records)
+    written = cache.stat().st_mtime_ns
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": str(probe_dir)}, check=True)
+    assert out.stdout.split() == ["cache", "was", "read", "ok"]
+    assert cache.stat().st_mtime_ns == written
     cache.write_bytes(b'["google.protobuf.any_pb2"]\n\x05\x00\x00\x00ab')  # truncated record
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

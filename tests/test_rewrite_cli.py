@@ -12,6 +12,7 @@ import pytest
 
 import neuroncli
 from neuroncli.format import neuron_op
+from neuroncli.format.counts import count_meta_graph
 from neuroncli.format.neuron_op import iter_neuron_op_nodes
 from neuroncli.savedmodel import read_saved_model
 from tests.conftest import FIXTURES, aws_style_saved_model, script
@@ -103,6 +104,10 @@ def test_place_writes_placement(compiled: Path, tmp_path: Path) -> None:
                   "--multicore")
     assert result.returncode == 0 and "every visible core" in result.stdout
     assert _tags(tmp_path / "q", neuron_op.ATTR_NC_COUNT) == [("serve", "graph", 0)]
+    shown = _run("neuron-inspect", str(tmp_path / "p"), "--json")
+    assert shown.returncode == 0, shown.stderr
+    (op,) = json.loads(shown.stdout)["meta_graphs"][0]["neuron_ops"]
+    assert op["placement"] == "nc 1, 2 core(s)"
     assert _run("neuron-inspect", str(compiled)).returncode == 0
     assert _digest(compiled) == before  # place and inspect leave the input untouched
 
@@ -115,8 +120,11 @@ def test_inspect(aws_style: Path, compiled: Path) -> None:
     ops = doc["meta_graphs"][0]["neuron_ops"]
     assert [o["location"] for o in ops] == ["graph", "function:__inference_neuron_graph_42"]
     assert ops[0]["replicas"] == "1" and ops[0]["program"]["batch_size"] == 1
+    counts = count_meta_graph(read_saved_model(compiled).saved_model.meta_graphs[0])
     text = _run("neuron-inspect", str(compiled))
-    assert "OnNeuronRatio" in text.stdout and "signature 'serving_default'" in text.stdout
+    assert (f"operations: {counts.graph_nodes} in graph, {counts.on_neuron} of {counts.total} "
+            f"on Neuron; OnNeuronRatio {counts.ratio:.4f}") in text.stdout
+    assert "signature 'serving_default'" in text.stdout
 
 
 def test_pipeline_model_is_refused(compiled: Path, tmp_path: Path) -> None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import neuroncli
 from neuroncli.errors import UserError
+from neuroncli.format.counts import count_meta_graph
+from neuroncli.savedmodel import read_saved_model
 from tests.conftest import script
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
 
 
 def _dense_model() -> keras.Model:
@@ -107,8 +109,14 @@ def test_save_load_inspect_and_auto_multicore(dense: keras.Model, traced: object
     x = np.random.default_rng(0).random((1, 3), dtype=np.float32)
     loaded = neuroncli.load(tmp_path / "saved")
     np.testing.assert_allclose(loaded(x)["output_0"], dense(x).numpy(), rtol=1e-5)
-    assert subprocess.run([script("neuron-inspect"), str(tmp_path / "saved")],
-                          capture_output=True).returncode == 0
+    shown = subprocess.run([script("neuron-inspect"), str(tmp_path / "saved"), "--json"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    (meta,) = json.loads(shown.stdout)["meta_graphs"]
+    counts = count_meta_graph(read_saved_model(tmp_path / "saved").saved_model.meta_graphs[0])
+    assert (meta["ops_total"], meta["ops_on_neuron"]) == (counts.total, counts.on_neuron)
+    assert len(meta["neuron_ops"]) == counts.neuron_ops >= 1
+    assert meta["neuron_ops"][0]["inputs"][0]["shape"] == [1, 3]
     result = subprocess.run([script("tf-neuron-auto-multicore"), str(tmp_path / "saved"),
                              "--num_cores", "2", "--new_model_dir", str(tmp_path / "mc")],
                             capture_output=True, text=True)

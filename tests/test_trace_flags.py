@@ -14,8 +14,10 @@ import subprocess
 from pathlib import Path
 from typing import Iterator
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import neuroncli
 from neuroncli import proto
@@ -24,9 +26,6 @@ from neuroncli.format import executable as exe
 from neuroncli.format.neuron_op import from_attrs
 from neuroncli.inspection import inspect_saved_model
 from tests.conftest import script
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
 
 SEED = 20240
 
