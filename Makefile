@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml Makefile
 	  && $(BIN)/pip install --disable-pip-version-check -q --no-build-isolation \
 	     --check-build-dependencies -e '.[test]'; } 2>&1 \
 	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@# neuron-serve's gRPC stubs: --no-deps as AWS's docs say (the wheel would pull in the
+	@# full tensorflow package next to tensorflow-cpu; grpcio comes with tensorflow-cpu).
+	set -o pipefail; $(BIN)/pip install --disable-pip-version-check -q --no-deps \
+	  'tensorflow-serving-api==2.21.*' 2>&1 \
+	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	touch $(STAMP)
 
 install: $(STAMP)

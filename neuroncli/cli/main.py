@@ -22,6 +22,8 @@ SUBCOMMANDS = {
                "Compare a compiled model with its original."),
     "inspect": ("neuroncli.cli.inspect:inspect_command",
                 "Show tag sets, signatures, counts and NeuronOps of a model."),
+    "serve": ("neuroncli.cli.serve:serve_command",
+              "Serve compiled models over TensorFlow Serving's gRPC and REST APIs."),
 }
 
 
