@@ -13,22 +13,24 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 import neuroncli
 from tests.conftest import FIXTURES, script
-from tests.serving_support import (  # noqa: F401 - fixtures
-    Server, compiled_models, grpc_stubs, main_server, model_base, predict_request,
-)
+from tests import serving_support as support
+from tests.serving_support import Server, grpc_stubs, model_base, predict_request
+
+compiled_models = support.compiled_models  # session fixtures
+main_server = support.main_server
 
 ROWS = np.load(FIXTURES / "keras_dense.inputs.npz")["features"]
 
 
 @pytest.fixture(scope="module")
-def stubs(main_server: Server):  # noqa: F811
+def stubs(main_server: Server):
     channel, prediction, model = grpc_stubs(main_server.grpc_address)
     yield prediction, model
     channel.close()
 
 
 @pytest.fixture(scope="module")
-def reference(compiled_models):  # noqa: F811
+def reference(compiled_models):
     with neuroncli.load(compiled_models["dense"]) as model:
         yield model
 
@@ -44,7 +46,7 @@ def test_predict_equals_neuroncli_load(stubs, reference) -> None:
     assert got.dtype == np.float32 and got.shape == (ROWS.shape[0], 8)
 
 
-def test_predict_by_label_version_and_strings(stubs, compiled_models) -> None:  # noqa: F811
+def test_predict_by_label_version_and_strings(stubs, compiled_models) -> None:
     prediction, _ = stubs
     request = predict_request("dense", {"features": ROWS[:1]})
     request.model_spec.version_label = "stable"
@@ -65,7 +67,7 @@ def test_output_filter(stubs) -> None:
     assert list(prediction.Predict(request, timeout=60).outputs) == ["label"]
 
 
-def test_get_model_metadata(stubs, compiled_models) -> None:  # noqa: F811
+def test_get_model_metadata(stubs, compiled_models) -> None:
     prediction, _ = stubs
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = "dense"
@@ -131,7 +133,7 @@ def _load_error(model_dir, inputs) -> str:
     {"features": ROWS, "extra": np.zeros((2,), np.float32)},  # unknown input name
     {"images": ROWS},                                      # wrong input name
 ])
-def test_invalid_argument_has_the_cli_message(stubs, compiled_models, inputs,  # noqa: F811
+def test_invalid_argument_has_the_cli_message(stubs, compiled_models, inputs,
                                               tmp_path) -> None:
     prediction, _ = stubs
     with pytest.raises(grpc.RpcError) as info:
@@ -155,7 +157,7 @@ def test_invalid_argument_dtype(stubs) -> None:
                                     "float64: send float32 values")
 
 
-def test_deadline_exceeded(compiled_models, tmp_path) -> None:  # noqa: F811
+def test_deadline_exceeded(compiled_models, tmp_path) -> None:
     base = model_base(tmp_path / "dense", compiled_models["dense"])
     env = {"NEURON_FRAMEWORK_INFER_TIMEOUT_SEC": "0.000001"}
     with Server("--model_name=dense", f"--model_base_path={base}", env=env) as server:
