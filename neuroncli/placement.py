@@ -15,20 +15,15 @@ import os
 from typing import Any, Iterator
 
 from neuroncli.errors import UserError
+from neuroncli.format.placement import (
+    ALL_VISIBLE, check_nc_count, check_num_cores, check_start_nc,
+)
 from neuroncli.runtime.context import placement_context
-
-ALL_VISIBLE = 0  # nc_count meaning "every visible core" (as neuron-place --multicore writes)
-MAX_CORES = 64
 
 
 def _check(start_nc: Any, nc_count: Any) -> None:
-    if isinstance(start_nc, bool) or not isinstance(start_nc, int) or start_nc < -1:
-        raise UserError(f"start_nc must be -1 (least-used core) or a core index >= 0, "
-                        f"got {start_nc!r}")
-    if isinstance(nc_count, bool) or not isinstance(nc_count, int) or nc_count == 0 \
-            or nc_count < -1 or nc_count > MAX_CORES:
-        raise UserError(f"nc_count must be -1 (exactly one core) or from 1 to {MAX_CORES}, "
-                        f"got {nc_count!r}")
+    check_start_nc(start_nc)
+    check_nc_count(nc_count)
 
 
 def _neuron_model(model: Any) -> Any:
@@ -73,10 +68,7 @@ def auto_multicore(model: Any, example_inputs: Any, num_cores: int) -> Any:
     ``example_inputs`` are run once through the new copy (as AWS's call does) so that a
     model that cannot take them fails here, not at the first real inference.
     """
-    if isinstance(num_cores, bool) or not isinstance(num_cores, int) \
-            or not 1 <= num_cores <= MAX_CORES:
-        raise UserError(f"num_cores must be an integer from 1 to {MAX_CORES}, "
-                        f"got {num_cores!r}")
+    check_num_cores(num_cores)
     if isinstance(model, (str, os.PathLike)):
         import neuroncli
         model = neuroncli.load(model)

@@ -50,7 +50,7 @@ def _aws_style(compiled: Path, out: Path) -> None:
 def _build(directory: str) -> None:
     """Write every seed's ``<name>.pb`` into ``directory`` (runs in a child: imports TF)."""
     import neuroncli
-    from neuroncli.rewrite import Placement, auto_multicore_saved_model, place_saved_model
+    from neuroncli.rewrite import PlacementRequest, auto_multicore_saved_model, place_saved_model
 
     dest, work = Path(directory), Path(tempfile.mkdtemp(prefix="fuzz-seeds-"))
     try:
@@ -64,7 +64,7 @@ def _build(directory: str) -> None:
                                       compiler_args="--neuroncore-pipeline-cores 2")
         shutil.copyfile(work / "pipeline" / "saved_model.pb", dest / "pipeline-tf1_conv.pb")
         auto_multicore_saved_model(str(work / "tf1_conv"), str(work / "x4"), 4)
-        place_saved_model(str(work / "x4"), str(work / "placed"), Placement(1, 2))
+        place_saved_model(str(work / "x4"), str(work / "placed"), PlacementRequest(1, 2))
         shutil.copyfile(work / "placed" / "saved_model.pb", dest / "tagged-tf1_conv.pb")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -71,7 +71,7 @@ def run_command(command: str, argv: list[str]) -> tuple[Any, str, str, str | Non
 
 def _expected_attrs(case: Case) -> dict[str, int]:
     from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC
-    from neuroncli.rewrite import Placement
+    from neuroncli.rewrite import PlacementRequest
     args = list(case.args)
 
     def value(*names: str) -> int | None:
@@ -82,7 +82,7 @@ def _expected_attrs(case: Case) -> dict[str, int]:
 
     if case.command == "tf-neuron-auto-multicore":
         return {ATTR_AUTO_MULTICORE: value("--num_cores")}
-    placement = Placement.from_options(value("--start-nc"), value("--nc-count"),
+    placement = PlacementRequest.from_options(value("--start-nc"), value("--nc-count"),
                                        "--multicore" in args)
     return {ATTR_START_NC: placement.start_nc, ATTR_NC_COUNT: placement.nc_count}
 

@@ -542,7 +542,7 @@ API_CASES: dict[str, tuple[Callable[[Ctx], Callable[[], Any]], str]] = {
     "load-unknown-signature": (lambda c: lambda: neuroncli.load(c.compiled, "nope"),
                                "no signature 'nope'"),
     "load-bad-start-nc": (lambda c: lambda: neuroncli.load(c.compiled, start_nc=-5),
-                          "start_nc -5 is invalid"),
+                          "start_nc must be -1 (least-used core) or a core index from 0 to 63, got -5"),
     "load-original-model": (lambda c: lambda: _api_load_original_and_call(c),
                             "not a compiled model"),
     "verify-compiled-as-original": (lambda c: lambda: _api_verify(c),
@@ -556,7 +556,7 @@ API_CASES: dict[str, tuple[Callable[[Ctx], Callable[[], Any]], str]] = {
     "neuron-cores-context-count-0": (lambda c: lambda: neuroncli.neuron_cores_context(
         nc_count=0).__enter__(), "nc_count must be -1 (exactly one core) or from 1 to 64"),
     "auto-multicore-num-cores-0": (lambda c: lambda: neuroncli.auto_multicore(
-        object(), None, num_cores=0), "num_cores must be a positive integer, got 0"),
+        object(), None, num_cores=0), "num_cores must be an integer from 1 to 64, got 0"),
     "trace-unconvertible-inputs": (lambda c: lambda: neuroncli.trace(
         lambda x: x, object()), "trace: calling the function on example_inputs failed"),
     "trace-function-raises": (lambda c: lambda: neuroncli.trace(

@@ -151,10 +151,10 @@ def test_placement_attributes_and_overrides(dense: Path, tmp_path: Path) -> None
 def test_models_placed_by_neuron_place_load_where_they_were_pinned(
         dense: Path, tmp_path: Path, start_nc: int | None, nc_count: int | None,
         multicore: bool, replicas: tuple) -> None:
-    from neuroncli.rewrite import Placement, place_saved_model
+    from neuroncli.rewrite import PlacementRequest, place_saved_model
     placed = tmp_path / "placed"
     place_saved_model(str(dense), str(placed),
-                      Placement.from_options(start_nc, nc_count, multicore))
+                      PlacementRequest.from_options(start_nc, nc_count, multicore))
     with rt.load(placed, runtime=runtime("inf1.xlarge")) as model:
         assert model.replicas == replicas
 

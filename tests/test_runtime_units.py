@@ -181,7 +181,7 @@ def test_explicit_counts_every_core_and_several_neuron_ops() -> None:
         ((1,), (2,), (3,))
     both = placement.place([program("a"), program("b")], [0] * 4, nc_count=2)
     assert both.replicas == ((0,), (1,))  # every copy holds both programs
-    with pytest.raises(UserError, match="nc_count -2 is invalid"):
+    with pytest.raises(UserError, match=r"nc_count must be -1 .* or 0 \(every visible core\), got -2"):
         placement.place([program()], [0] * 4, nc_count=-2)
     with pytest.raises(UserError, match="multiple of that"):
         placement.place([program(config=(2, 2, 64, 10))], [0] * 4, nc_count=3)

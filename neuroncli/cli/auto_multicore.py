@@ -7,6 +7,7 @@ import click
 from neuroncli.cli.common import (
     NonEmptyPath, command, echo_rewrite_report, invoke, verbosity_options,
 )
+from neuroncli.format.placement import MAX_CORES
 
 _HELP = """Tag every NeuronOp of the compiled model in MODEL_DIR for replication over
 NUM_CORES NeuronCores, writing NEW_MODEL_DIR.  Protobuf only: no TensorFlow start-up.
@@ -16,7 +17,8 @@ Exit codes: 0 ok, 1 error, 2 usage."""
 @click.command("auto-multicore", help=_HELP)
 @click.argument("model_dir", type=NonEmptyPath())
 @click.option("--num_cores", "--num-cores", "num_cores", required=True,
-              type=click.IntRange(1, 64), help="Replicas, one per NeuronCore (1-64).")
+              type=click.IntRange(1, MAX_CORES),
+              help=f"Replicas, one per NeuronCore (1-{MAX_CORES}).")
 @click.option("--new_model_dir", "--new-model-dir", "new_model_dir", required=True,
               type=NonEmptyPath(), help="Where to write the tagged model.")
 @click.option("--force", is_flag=True, help="Replace NEW_MODEL_DIR if it exists.")

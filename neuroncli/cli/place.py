@@ -10,7 +10,7 @@ from neuroncli.cli.common import (
     NonEmptyPath, command, echo_rewrite_report, invoke, verbosity_options,
 )
 
-MAX_CORES = 64  # neuroncli.rewrite.MAX_CORES, without importing the rewrite for --help
+from neuroncli.format.placement import MAX_CORES
 
 _HELP = """Pin the compiled model in MODEL_DIR to NeuronCores, writing NEW_MODEL_DIR.
 
@@ -37,12 +37,12 @@ def _at_most(limit: int, what: str, forbid_zero: bool = False) -> Callable:
               type=NonEmptyPath(), help="Where to write the placed model.")
 @click.option("--start-nc", "--start_nc", "start_nc", type=click.IntRange(min=-1),
               default=None,
-              callback=_at_most(MAX_CORES - 1, "a core index from 0 to 63, or -1"),
-              help="First core (0-63), or -1 for the least-used core.")
+              callback=_at_most(MAX_CORES - 1, f"a core index from 0 to {MAX_CORES - 1}, or -1"),
+              help=f"First core (0-{MAX_CORES - 1}), or -1 for the least-used core.")
 @click.option("--nc-count", "--nc_count", "nc_count", type=click.IntRange(min=-1),
-              default=None, callback=_at_most(MAX_CORES, "a core count from 1 to 64, or -1",
-                                                  forbid_zero=True),
-              help="-1 for exactly one core, or the number of cores (1-64).")
+              default=None, callback=_at_most(MAX_CORES, f"a core count from 1 to {MAX_CORES}, "
+                                                  "or -1", forbid_zero=True),
+              help=f"-1 for exactly one core, or the number of cores (1-{MAX_CORES}).")
 @click.option("--multicore", is_flag=True, help="Replicate onto every visible core.")
 @click.option("--force", is_flag=True, help="Replace NEW_MODEL_DIR if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -51,9 +51,9 @@ def _at_most(limit: int, what: str, forbid_zero: bool = False) -> Callable:
 def place_command(model_dir: str, new_model_dir: str, start_nc: int | None,
                   nc_count: int | None, multicore: bool, force: bool, as_json: bool,
                   verbose: int, quiet: bool) -> int:
-    from neuroncli.rewrite import Placement, place_saved_model
+    from neuroncli.rewrite import PlacementRequest, place_saved_model
 
-    placement = Placement.from_options(start_nc, nc_count, multicore)
+    placement = PlacementRequest.from_options(start_nc, nc_count, multicore)
     report = place_saved_model(model_dir, new_model_dir, placement, force=force)
     echo_rewrite_report(report, as_json, quiet, lambda meta: (
         f"{meta.neuron_ops} NeuronOp(s) placed on {meta.detail.get('placement', '-')}"))

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 from neuroncli.errors import UserError
 from neuroncli.format.instances import INSTANCE_TYPES
+from neuroncli.format.placement import MAX_CORES
 
 ENV = "NEURON_CC_FLAGS"
 DEFAULT_EXTRACT_INSTANCE = "inf1.2xlarge"  # what AWS documents for a bare --extract-weights
@@ -96,7 +97,7 @@ def parse_flags(args: Sequence[str], source: str,
 
 def _apply(flags: CompilerFlags, flag: str, value: str | None, source: str) -> CompilerFlags:
     if flag == "--neuroncore-pipeline-cores":
-        return replace(flags, pipeline_cores=_int(value or "", flag, source, 1, 64))
+        return replace(flags, pipeline_cores=_int(value or "", flag, source, 1, MAX_CORES))
     if flag == "--workdir":
         return replace(flags, workdir=value)
     if flag == "--verbose":

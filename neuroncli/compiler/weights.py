@@ -23,12 +23,12 @@ from typing import Any, Mapping
 from neuroncli import proto
 from neuroncli.errors import UserError
 from neuroncli.format.instances import GIB, INSTANCE_TYPES
+from neuroncli.format.placement import MAX_CORES
 from neuroncli.format.weights import VARIABLES_PREFIX
 
 PROTOBUF_LIMIT = 2**31 - 1
 #: How many times a frozen weight appears in a compiled saved_model.pb (graph_def + program).
 COPIES_IN_COMPILED_MODEL = 2
-MAX_DUPLICATES = 64
 VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
 
 
@@ -93,7 +93,7 @@ def max_num_duplicates(weight_bytes: int, instance: str) -> int:
             f"--extract-weights {instance}: the weights ({weight_bytes / GIB:.2f} GiB) do not "
             f"fit in one NeuronCore of {instance} ({spec.core_memory_bytes / GIB:.0f} GiB): "
             "name an instance with more memory per core, e.g. --extract-weights inf2.xlarge")
-    return min(MAX_DUPLICATES, per_core * spec.cores)
+    return min(MAX_CORES, per_core * spec.cores)
 
 
 def handles_for_placeholders(graph_def: Any, values: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 from neuroncli import proto
+from neuroncli.format.placement import MAX_CORES
 
 NEURON_OP = "NeuronOp"
 # Private attributes: AWS's replica tag, and this project's placement (see README).
@@ -146,8 +147,8 @@ def model_config(*, global_cores: int, this_cores: int, neuron_op_count: int,
                  max_duplicates: int | None = None) -> tuple[int, int, int, int]:
     """``[global_opt_num_cores, this_opt_num_cores, max_num_duplicates, timeout_s]``.
 
-    ``max_duplicates`` overrides AWS's default cap (64 for one NeuronOp, else 1)."""
-    duplicates = max_duplicates or (64 if neuron_op_count == 1 else 1)
+    ``max_duplicates`` overrides AWS's default cap (MAX_CORES for one NeuronOp, else 1)."""
+    duplicates = max_duplicates or (MAX_CORES if neuron_op_count == 1 else 1)
     timeout = max(10, int(executable_bytes / 1e8))
     return (global_cores, this_cores, duplicates, timeout)
 

@@ -14,20 +14,8 @@ from typing import Any
 from neuroncli import proto
 from neuroncli.errors import UserError
 from neuroncli.format.neuron_op import ATTR_AUTO_MULTICORE, int_attr, iter_neuron_op_nodes
+from neuroncli.format.placement import check_num_cores
 from neuroncli.rewrite.rewriter import RewriteReport, rewrite_saved_model
-
-MAX_CORES = 64
-
-
-def check_num_cores(num_cores: Any) -> int:
-    """The replica count, or a clear error naming the valid range."""
-    if isinstance(num_cores, bool) or not isinstance(num_cores, int):
-        raise UserError(f"--num_cores must be an integer from 1 to {MAX_CORES}, "
-                        f"got {num_cores!r}")
-    if not 1 <= num_cores <= MAX_CORES:
-        raise UserError(f"--num_cores must be from 1 to {MAX_CORES}, got {num_cores}: "
-                        "pass the number of NeuronCores to replicate over")
-    return num_cores
 
 
 def check_replicable(meta: Any) -> None:
@@ -68,6 +56,6 @@ def tag_saved_model(saved_model: Any, num_cores: int) -> Any:
 def auto_multicore_saved_model(model_dir: str, new_model_dir: str, num_cores: int, *,
                                force: bool = False) -> RewriteReport:
     """``tf-neuron-auto-multicore MODEL_DIR --num_cores N --new_model_dir NEW``."""
-    check_num_cores(num_cores)
+    check_num_cores(num_cores, "--num_cores")
     return rewrite_saved_model("tf-neuron-auto-multicore", model_dir, new_model_dir,
                                lambda mg: tag_replicas(mg, num_cores), force=force)

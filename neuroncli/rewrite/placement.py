@@ -18,32 +18,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from neuroncli.errors import UsageError, UserError
+from neuroncli.errors import UsageError
 from neuroncli.format.neuron_op import ATTR_NC_COUNT, ATTR_START_NC, int_attr
-from neuroncli.rewrite.multicore import MAX_CORES, check_replicable
+from neuroncli.format.placement import (
+    ALL_VISIBLE, LEAST_USED, ONE_CORE, check_nc_count, check_start_nc,
+)
+from neuroncli.rewrite.multicore import check_replicable
 from neuroncli.rewrite.rewriter import RewriteReport, rewrite_saved_model
-
-ALL_VISIBLE = 0
 
 
 @dataclass(frozen=True)
-class Placement:
-    """Where a model goes: ``start_nc`` (-1 least used) and ``nc_count`` (-1 one, 0 all)."""
+class PlacementRequest:
+    """Where a model is asked to go, as ``neuron-place`` writes it into its NeuronOps:
+    ``start_nc`` (-1 least used) and ``nc_count`` (-1 one, 0 every visible core).  The cores
+    it lands on are chosen at load (``neuroncli.runtime.placement.ReplicaLayout``)."""
 
-    start_nc: int = -1
-    nc_count: int = -1
+    start_nc: int = LEAST_USED
+    nc_count: int = ONE_CORE
 
     def __post_init__(self) -> None:
-        if not isinstance(self.start_nc, int) or self.start_nc < -1 or self.start_nc >= MAX_CORES:
-            raise UserError(f"start_nc must be -1 (least-used core) or a core index from 0 to "
-                            f"{MAX_CORES - 1}, got {self.start_nc!r}")
-        if not isinstance(self.nc_count, int) or self.nc_count < -1 or self.nc_count > MAX_CORES:
-            raise UserError(f"nc_count must be -1 (one core) or from 1 to {MAX_CORES}, got "
-                            f"{self.nc_count!r}")
+        check_start_nc(self.start_nc)
+        check_nc_count(self.nc_count, all_visible=True)
 
     @classmethod
     def from_options(cls, start_nc: int | None, nc_count: int | None,
-                     multicore: bool) -> Placement:
+                     multicore: bool) -> PlacementRequest:
         if multicore:
             if start_nc is not None or nc_count is not None:
                 raise UsageError("--multicore places the model on every visible core: it "
@@ -52,10 +51,10 @@ class Placement:
         if start_nc is None and nc_count is None:
             raise UsageError("say where to place the model: --start-nc/--nc-count or "
                              "--multicore")
-        if nc_count == 0:
-            raise UserError("--nc-count must be -1 (one core) or at least 1, got 0")
-        return cls(start_nc=-1 if start_nc is None else start_nc,
-                   nc_count=-1 if nc_count is None else nc_count)
+        if nc_count is not None:
+            check_nc_count(nc_count)  # 0 is --multicore's to write
+        return cls(start_nc=LEAST_USED if start_nc is None else start_nc,
+                   nc_count=ONE_CORE if nc_count is None else nc_count)
 
     def describe(self) -> str:
         where = "least-used core" if self.start_nc == -1 else f"core {self.start_nc}"
@@ -66,7 +65,7 @@ class Placement:
         return f"{self.nc_count} cores from {where}"
 
 
-def tag_placement(meta: Any, placement: Placement) -> tuple[dict, dict]:
+def tag_placement(meta: Any, placement: PlacementRequest) -> tuple[dict, dict]:
     """The placement edit of every NeuronOp of a meta graph view."""
     if placement.nc_count not in (-1, 1):
         check_replicable(meta)
@@ -77,7 +76,7 @@ def tag_placement(meta: Any, placement: Placement) -> tuple[dict, dict]:
             "nc_count": placement.nc_count, "placement": placement.describe()}, edits
 
 
-def place_saved_model(model_dir: str, new_model_dir: str, placement: Placement, *,
+def place_saved_model(model_dir: str, new_model_dir: str, placement: PlacementRequest, *,
                       force: bool = False) -> RewriteReport:
     """``neuron-place MODEL_DIR --new_model_dir NEW ...``."""
     return rewrite_saved_model("neuron-place", model_dir, new_model_dir,

@@ -29,7 +29,7 @@ from neuroncli.runtime import inputs as inputs_mod
 from neuroncli.runtime.cores import NOTHING, Reservation
 from neuroncli.runtime.dispatch import Usage
 from neuroncli.runtime.inputs import TensorSpec
-from neuroncli.runtime.placement import Placement, place
+from neuroncli.runtime.placement import ReplicaLayout, place
 from neuroncli.runtime.program import Program, read_programs
 from neuroncli.runtime.simulator import NeuronRuntime, default_runtime
 from neuroncli.runtime.stages import ExecutionPlan, plan as plan_call
@@ -79,7 +79,7 @@ def device_bytes(program: Program, bound: Iterable[int] = ()) -> int:
     return program.device_bytes + extra
 
 
-def _reservation(programs: Iterable[Program], placement: Placement,
+def _reservation(programs: Iterable[Program], placement: ReplicaLayout,
                  bound: tuple = ()) -> Reservation:
     """Device bytes and program copies per core; a pipeline program splits over its cores."""
     need: dict[int, int] = {}
@@ -114,7 +114,7 @@ class NeuronModel:
     """A compiled model loaded on simulated cores.  Call it with the signature's inputs."""
 
     def __init__(self, model_dir: str, signature: Signature, programs: Iterable[Program],
-                 plan: ExecutionPlan, runtime: NeuronRuntime, placement: Placement,
+                 plan: ExecutionPlan, runtime: NeuronRuntime, placement: ReplicaLayout,
                  reservation: Reservation, timeout: CallTimeout, executor: Executor,
                  saved_model: Any = None) -> None:
         self.model_dir = model_dir
@@ -330,7 +330,7 @@ class _Parts:
     weights: Weights | None
 
 
-def _build_executor(parts: _Parts, runtime: NeuronRuntime, placement: Placement,
+def _build_executor(parts: _Parts, runtime: NeuronRuntime, placement: ReplicaLayout,
                     timeout: CallTimeout) -> Executor:
     """The TensorFlow session (:mod:`~neuroncli.runtime.host`) and the executor over it."""
     from neuroncli.runtime.executor import Executor

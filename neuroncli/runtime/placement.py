@@ -15,7 +15,7 @@ In order of precedence:
 
 A program compiled with pipeline cores P > 1 spans P consecutive cores and cannot be
 replicated (the real runtime silently ignores a replica count then; we refuse it).  The result
-is a :class:`Placement`: one tuple of visible core indices per copy.
+is a :class:`ReplicaLayout`: one tuple of visible core indices per copy.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from neuroncli.errors import UserError
+from neuroncli.format.placement import ALL_VISIBLE, check_nc_count, check_start_nc
 from neuroncli.runtime.program import Program
 
 DEFAULT_MAX_COPIES = 4
-ALL_VISIBLE = 0  # nc_count meaning "every visible core"
 
 
 @dataclass(frozen=True)
-class Placement:
+class ReplicaLayout:
     """The cores of a loaded model.
 
     replicas: one core group per copy; a group lists P consecutive visible core indices.
@@ -79,10 +79,10 @@ def _groups(start: int, copies: int, width: int, visible: int, why: str) -> tupl
 
 
 def place(programs: Sequence[Program], usage: Sequence[int], *, start_nc: int | None = None,
-          nc_count: int | None = None) -> Placement:
+          nc_count: int | None = None) -> ReplicaLayout:
     """Choose the replicas of a model given the device memory in use per visible core."""
     if not programs:
-        return Placement((), "no NeuronOps: the model runs on the CPU")
+        return ReplicaLayout((), "no NeuronOps: the model runs on the CPU")
     visible = len(usage)
     width = pipeline_width(programs)
     if width > visible:
@@ -102,14 +102,12 @@ def place(programs: Sequence[Program], usage: Sequence[int], *, start_nc: int | 
 
 
 def _explicit(usage: Sequence[int], width: int, start_nc: int | None,
-              nc_count: int | None) -> Placement:
+              nc_count: int | None) -> ReplicaLayout:
     visible = len(usage)
-    if start_nc is not None and start_nc < -1:
-        raise UserError(f"start_nc {start_nc} is invalid: use -1 (least-used core) or a "
-                        "visible core index")
-    if nc_count is not None and nc_count < -1:
-        raise UserError(f"nc_count {nc_count} is invalid: use -1 (one copy), 0 (every visible "
-                        f"core) or a core count of at least {width}")
+    if start_nc is not None:
+        check_start_nc(start_nc)
+    if nc_count is not None:
+        check_nc_count(nc_count, all_visible=True)
     if nc_count == ALL_VISIBLE:
         start = max(0, start_nc or 0)
         count = (visible - start) // width * width
@@ -127,10 +125,10 @@ def _explicit(usage: Sequence[int], width: int, start_nc: int | None,
     if start == -1:
         start = least_used_start(usage, count) if count <= visible else 0
     why = f"start_nc {-1 if start_nc is None else start_nc}, nc_count {count}"
-    return Placement(_groups(start, copies, width, visible, why), why)
+    return ReplicaLayout(_groups(start, copies, width, visible, why), why)
 
 
-def _auto_multicore(count: int, width: int, visible: int) -> Placement:
+def _auto_multicore(count: int, width: int, visible: int) -> ReplicaLayout:
     if count < 1:
         raise UserError(f"Num of cores for auto multicore replication, {count}, is below 1: "
                         "re-tag the model with a count of at least 1")
@@ -143,10 +141,10 @@ def _auto_multicore(count: int, width: int, visible: int) -> Placement:
                         "NeuronCore(s): re-tag the model with at most that many, or make more "
                         "cores visible (NEURON_RT_VISIBLE_CORES / --instance-type)")
     why = f"_automatic_multicore {count}"
-    return Placement(_groups(0, count, width, visible, why), why)
+    return ReplicaLayout(_groups(0, count, width, visible, why), why)
 
 
-def _default(programs: Sequence[Program], usage: Sequence[int], width: int) -> Placement:
+def _default(programs: Sequence[Program], usage: Sequence[int], width: int) -> ReplicaLayout:
     visible = len(usage)
     if len(programs) == 1 and width == 1:
         cap = programs[0].max_duplicates or visible
@@ -157,4 +155,4 @@ def _default(programs: Sequence[Program], usage: Sequence[int], width: int) -> P
         rule = (f"default: {len(programs)} NeuronOps, one copy" if len(programs) != 1
                 else f"default: pipeline of {width} cores, one copy")
     start = least_used_start(usage, copies * width)
-    return Placement(_groups(start, copies, width, visible, rule), rule)
+    return ReplicaLayout(_groups(start, copies, width, visible, rule), rule)
