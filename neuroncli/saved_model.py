@@ -12,8 +12,9 @@ import os
 from typing import Any, Callable, Iterable, Mapping
 
 from neuroncli.compiler.flags import resolve_flags
-from neuroncli.compiler.options import DEFAULT_MINIMUM_SEGMENT_SIZE, CompileOptions
+from neuroncli.compiler.options import CompileOptions
 from neuroncli.errors import UserError
+from neuroncli.partition.support import resolve_op_set
 from neuroncli.runtime.inputs import load_npz  # re-exported: one reader for every command
 
 log = logging.getLogger("neuroncli")
@@ -28,8 +29,13 @@ def make_options(*, batch_size: int = 1, model_shape_feed_dict: Mapping | None =
                  force_fuse_ops: Iterable[str] | None = None,
                  compiler_args: Iterable[str] | str | None = None,
                  compiler_workdir: str | None = None, must_compile: bool = False,
-                 force: bool = False, jobs: int = 2) -> CompileOptions:
-    """Build validated :class:`CompileOptions` from AWS-style arguments."""
+                 force: bool = False, jobs: int = 2,
+                 supported_op_types: Iterable[str] | str | None = None) -> CompileOptions:
+    """Build validated :class:`CompileOptions` from AWS-style arguments.
+
+    ``supported_op_types``: operator types offered to the device (default AWS's list); a
+    bare list replaces it, ``+Op`` items add to it, ``+simulator`` adds the simulator's
+    extra ops (:func:`neuroncli.partition.resolve_op_set`)."""
     flags = resolve_flags(compiler_args)
     if must_compile and not flags.must_compile:
         from dataclasses import replace
@@ -44,8 +50,7 @@ def make_options(*, batch_size: int = 1, model_shape_feed_dict: Mapping | None =
     return CompileOptions(
         batch_size=batch_size, input_shapes=shapes, feed=feed,
         tags=tuple(tags) if tags is not None else None, signature_def_key=signature_def_key,
-        minimum_segment_size=(DEFAULT_MINIMUM_SEGMENT_SIZE if minimum_segment_size is None
-                              else minimum_segment_size),
+        minimum_segment_size=minimum_segment_size, op_set=resolve_op_set(supported_op_types),
         no_fuse_ops=tuple(sorted(set(no_fuse_ops or ()))),
         force_fuse_ops=tuple(sorted(set(force_fuse_ops or ()))), flags=flags,
         compiler_workdir=compiler_workdir, force=force, jobs=jobs)
@@ -86,7 +91,8 @@ def compile(model_dir: str | os.PathLike, new_model_dir: str | os.PathLike,  # n
             no_fuse_ops: Iterable[str] | None = None,
             compiler_args: Iterable[str] | str | None = None,
             compiler_workdir: str | None = None, *,
-            force_fuse_ops: Iterable[str] | None = None, force: bool = False) -> dict:
+            force_fuse_ops: Iterable[str] | None = None, force: bool = False,
+            supported_op_types: Iterable[str] | str | None = None) -> dict:
     """Compile a SavedModel for NeuronCores, like ``tfn.saved_model.compile``.
 
     Returns ``{'OnNeuronRatio': ratio, ...}`` with the operator counts.  Raises
@@ -97,7 +103,7 @@ def compile(model_dir: str | os.PathLike, new_model_dir: str | os.PathLike,  # n
         model_feed_dict=model_feed_dict, tags=tags, signature_def_key=signature_def_key,
         minimum_segment_size=minimum_segment_size, no_fuse_ops=no_fuse_ops,
         force_fuse_ops=force_fuse_ops, compiler_args=compiler_args,
-        compiler_workdir=compiler_workdir, force=force)
+        compiler_workdir=compiler_workdir, force=force, supported_op_types=supported_op_types)
     return compile_with_report(model_dir, new_model_dir, options).counts_dict()
 
 

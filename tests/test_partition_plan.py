@@ -29,7 +29,7 @@ def test_identity_is_not_counted() -> None:
     assert plan.segments[0].index == 0
     reason = "segment of 1 ops is below minimum_segment_size 2"
     assert plan.cpu_nodes[reason] == ("a", "i1", "i2", "r")
-    assert reason_of(plan, "u") == "op type CpuOnly is not supported by the Neuron compiler"
+    assert reason_of(plan, "u") == "op type CpuOnly is not in AWS's supported operator list"
     assert segment_sets(filter_segments(proposed, 1)) == segment_sets(proposed)
 
 

@@ -7,9 +7,11 @@ import dataclasses
 import pytest
 
 from neuroncli.graph import Node
+from neuroncli.errors import UsageError
 from neuroncli.partition import (
-    AWS_DEFAULT_OPS, DEFAULT_OP_SET, SIMULATOR_EXTRA_OPS, AllowNames, CallableRule, Decision,
-    DenyNames, OpTypeRule, SupportPolicy, any_chain, chain, default_policy,
+    AWS_DEFAULT_OPS, DEFAULT_OP_SET, NAMED_OP_SETS, SIMULATOR_EXTRA_OPS, AllowNames,
+    CallableRule, Decision, DenyNames, OpSet, OpTypeRule, SupportPolicy, any_chain,
+    builder_policy, chain, default_policy, resolve_op_set,
 )
 
 
@@ -27,7 +29,9 @@ def test_op_type_rule_reasons() -> None:
     assert rule.decide(node(op="MatMul")).ok
     refused = rule.decide(node(op="Foo"))
     assert not refused.ok
-    assert refused.reason == "op type Foo is not supported by the Neuron compiler"
+    assert refused.reason == "op type Foo is not in AWS's supported operator list"
+    assert rule.decide(node(op="GatherV2")).reason == \
+        "op type GatherV2 is not in AWS's supported operator list"
     assert rule.decide(node(op="Placeholder")).reason == "signature input"
     assert "control-flow" in rule.decide(node(op="Switch")).reason
     assert "variable/resource" in rule.decide(node(op="ReadVariableOp")).reason
@@ -35,16 +39,70 @@ def test_op_type_rule_reasons() -> None:
 
 
 def test_op_sets() -> None:
-    assert AWS_DEFAULT_OPS <= DEFAULT_OP_SET
-    assert set(SIMULATOR_EXTRA_OPS) <= DEFAULT_OP_SET
+    assert DEFAULT_OP_SET == AWS_DEFAULT_OPS  # the default is AWS's list, exactly
+    assert len(AWS_DEFAULT_OPS) == 75
+    assert NAMED_OP_SETS["simulator"] == frozenset(SIMULATOR_EXTRA_OPS)
     assert not set(SIMULATOR_EXTRA_OPS) & AWS_DEFAULT_OPS  # the two lists stay separate
     assert all(reason for reason in SIMULATOR_EXTRA_OPS.values())
     for op in ("_FusedConv2D", "_FusedMatMul", "TopKV2", "Placeholder", "VarHandleOp",
                "ReadVariableOp", "PartitionedCall", "StatefulPartitionedCall", "NoOp",
-               "Switch", "Merge", "Enter", "While", "If", "StringToNumber"):
+               "Switch", "Merge", "Enter", "While", "If", "StringToNumber",
+               "GatherV2", "Sin", "Cos", "Log", "ResizeBilinear", "Shape", "Erfc"):
         assert op not in DEFAULT_OP_SET, op
-    for op in ("Erfc", "GatherV2", "Shape", "ResizeBilinear", "LogSoftmax", "Rsqrt", "Einsum"):
+    for op in ("Erfc", "GatherV2", "Shape", "ResizeBilinear", "LogSoftmax", "Sin", "Log"):
+        assert op in NAMED_OP_SETS["simulator"], op
+    for op in ("Rsqrt", "Einsum", "MatMul", "IdentityN", "FakeQuantWithMinMaxVars", "Unpack"):
         assert op in DEFAULT_OP_SET, op
+
+
+def test_resolve_op_set_default_add_replace() -> None:
+    assert resolve_op_set(None) == OpSet(AWS_DEFAULT_OPS, "AWS's supported operator list")
+    sim = resolve_op_set("+simulator")
+    assert sim.ops == AWS_DEFAULT_OPS | frozenset(SIMULATOR_EXTRA_OPS)
+    assert sim.label == "AWS's supported operator list + simulator"
+    added = resolve_op_set(["+GatherV2", "+Sin"])
+    assert added.ops == AWS_DEFAULT_OPS | {"GatherV2", "Sin"}
+    assert added.label == "AWS's supported operator list + GatherV2 + Sin"
+    bare = resolve_op_set("MatMul, Relu")
+    assert bare == OpSet(frozenset({"MatMul", "Relu"}),
+                         "the supported operator list (supported_op_types)")
+    assert resolve_op_set("Relu,+simulator").ops == {"Relu"} | set(SIMULATOR_EXTRA_OPS)
+    assert resolve_op_set("simulator").ops == frozenset(SIMULATOR_EXTRA_OPS)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("", "supported_op_types is empty"),
+    ([], "supported_op_types is empty"),
+    ("+", "empty operator name"),
+    ("+simulater", "'simulater' is neither an operator type"),
+    ("MatMul,relu", "'relu' is neither an operator type"),
+])
+def test_resolve_op_set_rejects(bad, message) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve_op_set(bad)
+
+
+def test_default_policy_takes_an_op_set_and_foldable_names() -> None:
+    policy = default_policy(op_set=resolve_op_set("+simulator"))
+    assert policy.decide(node(op="GatherV2")).ok
+    assert policy.decide(node(op="Foo")).reason == \
+        "op type Foo is not in AWS's supported operator list + simulator"
+    folded = default_policy(foldable=["s"], no_fuse_ops=["t"])
+    assert folded.decide(node("s", "Shape")).ok
+    assert folded.decide(node("u", "Shape")).reason == \
+        "op type Shape is not in AWS's supported operator list"
+    assert default_policy(foldable=["t"], no_fuse_ops=["t"]).decide(node("t", "Shape")).reason \
+        == "listed in no_fuse_ops"  # no_fuse_ops beats folding
+    assert folded.forced == frozenset()  # folded nodes still obey the boundary dtype rule
+
+
+def test_builder_policy_forces_exactly_the_accepted_nodes() -> None:
+    policy = builder_policy(["a", "b"])
+    assert policy.forced == frozenset({"a", "b"})
+    assert policy.decide(node("a", "StringToNumber")) == \
+        Decision(True, "accepted by subgraph_builder_function")
+    assert policy.decide(node("c", "MatMul")) == \
+        Decision(False, "refused by subgraph_builder_function")
 
 
 def test_chain_first_refusal_wins() -> None:

@@ -43,6 +43,10 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
               help="Node names kept on CPU (comma-separated, repeatable).")
 @click.option("--force_fuse_ops", "--force-fuse-ops", multiple=True, metavar="NAMES",
               help="Node names fused regardless of the support rules.")
+@click.option("--supported_op_types", "--supported-op-types", metavar="OPS",
+              help="Operator types offered to the NeuronCore (comma-separated; default AWS's "
+                   "list): a bare list replaces it, +Op adds to it, +simulator adds the "
+                   "simulator's extra ops.")
 @click.option("--compiler_args", "--compiler-args", metavar="ARGS",
               help="Compiler flags, e.g. '--neuroncore-pipeline-cores 2' (after NEURON_CC_FLAGS).")
 @click.option("--compiler_workdir", "--compiler-workdir", type=NonEmptyPath(),
@@ -64,7 +68,7 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
                     input_shape: tuple[str, ...], inputs_file: str | None, tags: tuple[str, ...] | None,
                     signature_def: str | None, minimum_segment_size: int | None,
                     no_fuse_ops: tuple[str, ...], force_fuse_ops: tuple[str, ...],
-                    compiler_args: str | None, compiler_workdir: str | None,
+                    supported_op_types: str | None, compiler_args: str | None, compiler_workdir: str | None,
                     must_compile: bool, min_on_neuron_ratio: float | None,
                     verify_after: bool, force: bool, as_json: bool, jobs: int, verbose: int,
                     quiet: bool) -> int:
@@ -81,7 +85,8 @@ def compile_command(model_dir: str, new_model_dir: str, batch_size: int,
         signature_def_key=signature_def, minimum_segment_size=minimum_segment_size,
         no_fuse_ops=_names(no_fuse_ops), force_fuse_ops=_names(force_fuse_ops),
         compiler_args=compiler_args, compiler_workdir=compiler_workdir,
-        must_compile=must_compile, force=force, jobs=jobs)
+        must_compile=must_compile, force=force, jobs=jobs,
+        supported_op_types=supported_op_types)
     verified: list[Any] = []
 
     def accept(report: Any, directory: str) -> None:

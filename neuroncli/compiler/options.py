@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from neuroncli.compiler.flags import CompilerFlags
 from neuroncli.errors import UserError
+from neuroncli.partition.support import OpSet
 
+# AWS's TF1 default is min(2, max(1, #non-Placeholder ops)): 2 unless the graph has one op.
 DEFAULT_MINIMUM_SEGMENT_SIZE = 2
+# AWS's trace: a segment of one op compiles, and a dominant segment is kept alone.
+TRACE_MINIMUM_SEGMENT_SIZE = 1
+TRACE_PRUNE_SMALL_SUBGRAPHS_RATIO = 0.8
+
+
+def default_minimum_segment_size(graph_def: Any) -> int:
+    """AWS's TF1 ``saved_model.compile`` default, from the frozen graph's node count."""
+    ops = sum(1 for node in graph_def.node if node.op != "Placeholder")
+    return min(DEFAULT_MINIMUM_SEGMENT_SIZE, max(1, ops))
 
 
 @dataclass(frozen=True)
@@ -21,7 +32,14 @@ class CompileOptions:
     feed: signature input key -> example array; its shapes are used.
     tags: tag set of the meta graph (None: ``{serve}``, else the first).
     signature_def_key: signature to compile (None: ``serving_default``, else the first).
-    minimum_segment_size: segments with fewer ops (Identity not counted) stay on CPU.
+    minimum_segment_size: segments with fewer ops (Identity not counted) stay on CPU;
+        None: AWS's TF1 default (:func:`default_minimum_segment_size`).
+    op_set: operator types offered to the device (default AWS's list; ``supported_op_types``).
+    fuse_foldable_nodes: constant-foldable nodes join segments whatever their type.
+    prune_small_subgraphs_ratio: when > 0 and the largest of several segments holds more
+        than this share of the segmented nodes, only it is compiled (``trace``: 0.8).
+    builder: ``trace``'s ``subgraph_builder_function``: the nodes it accepts are forced into
+        segments and no other node is (AWS's manual partitioning).
     no_fuse_ops / force_fuse_ops: node names forced onto CPU / into segments.
     flags: parsed ``NEURON_CC_FLAGS`` + ``compiler_args``.
     compiler_workdir: directory for compile artifacts (like ``--workdir``).
@@ -34,7 +52,11 @@ class CompileOptions:
     feed: Mapping[str, Any] | None = None
     tags: tuple[str, ...] | None = None
     signature_def_key: str | None = None
-    minimum_segment_size: int = DEFAULT_MINIMUM_SEGMENT_SIZE
+    minimum_segment_size: int | None = None
+    op_set: OpSet = field(default_factory=OpSet)
+    fuse_foldable_nodes: bool = True
+    prune_small_subgraphs_ratio: float = 0.0
+    builder: Callable[[Any], bool] | None = None
     no_fuse_ops: tuple[str, ...] = ()
     force_fuse_ops: tuple[str, ...] = ()
     flags: CompilerFlags = field(default_factory=CompilerFlags)
@@ -45,7 +67,8 @@ class CompileOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise UserError(f"batch size must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.minimum_segment_size, int) or self.minimum_segment_size < 1:
+        if self.minimum_segment_size is not None and (
+                not isinstance(self.minimum_segment_size, int) or self.minimum_segment_size < 1):
             raise UserError("minimum segment size must be a positive integer, got "
                             f"{self.minimum_segment_size!r}")
         if self.jobs < 1:

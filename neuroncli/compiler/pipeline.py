@@ -19,13 +19,14 @@ from typing import Any, Callable
 from neuroncli import proto
 from neuroncli.compiler import backend, output, sandbox, shapes, weights
 from neuroncli.compiler.freeze import FrozenGraph, freeze
-from neuroncli.compiler.options import CompileOptions
+from neuroncli.compiler.options import CompileOptions, default_minimum_segment_size
 from neuroncli.compiler.report import CompileReport, build_report
 from neuroncli.errors import UserError
 from neuroncli.format import neuron_op
 from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef
 from neuroncli.partition import (
-    Plan, default_policy, extract_segment, fuse_segment, partition, segment_digest_name,
+    CallableRule, Plan, SupportPolicy, builder_policy, constant_foldable, default_policy,
+    extract_segment, fuse_segment, partition, segment_digest_name,
 )
 from neuroncli.partition.names import restore_output_names
 from neuroncli.savedmodel import (
@@ -55,6 +56,7 @@ class CompiledGraph:
     plan / results: the partition and, per segment, ``(segment, CompiledSegment, extracted)``.
     names: segment index -> NeuronOp name; mapping: old tensor -> the tensor now holding it
     (a NeuronOp output, or the same name when an IdentityN restored it: partition.names).
+    supported_op_types: what was offered to the device, as the report says it.
     fused: the compiled GraphDef; graph: its IR (with dtypes and shapes).
     """
 
@@ -66,11 +68,11 @@ class CompiledGraph:
     mapping: dict[str, str]
     fused: Any
     graph: Graph
+    supported_op_types: str = ""
 
 
 def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
-                   options: CompileOptions, progress: Progress | None = None,
-                   extra_rule: Any = None) -> CompiledGraph:
+                   options: CompileOptions, progress: Progress | None = None) -> CompiledGraph:
     """Partition, compile and fuse a frozen graph (the part shared with ``trace``)."""
     shaped = proto.GraphDef()
     shaped.CopyFrom(frozen.graph_def)
@@ -78,10 +80,12 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
     shapes.set_placeholder_shapes(shaped, frozen.inputs, input_shapes)
     graph = graph_from_graphdef(shaped)
     shapes.annotate(graph, shaped, _feed_by_tensor(frozen, options))
-    policy = default_policy(no_fuse_ops=options.no_fuse_ops,
-                            force_fuse_ops=options.force_fuse_ops, extra_rule=extra_rule)
-    plan = partition(graph, policy, minimum_segment_size=options.minimum_segment_size,
-                     graph_outputs=tuple(frozen.outputs.values()))
+    minimum = options.minimum_segment_size
+    if minimum is None:
+        minimum = default_minimum_segment_size(frozen.graph_def)
+    plan = partition(graph, support_policy(graph, options), minimum_segment_size=minimum,
+                     graph_outputs=tuple(frozen.outputs.values()),
+                     prune_small_subgraphs_ratio=options.prune_small_subgraphs_ratio)
     duplicates = None
     if options.flags.extract_weights:
         duplicates = weights.max_num_duplicates(frozen.weights.nbytes,
@@ -98,7 +102,29 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
     fused = graph_to_graphdef(graph)
     if options.workdir:
         output.dump_workdir(options.workdir, shaped, fused, results)
-    return CompiledGraph(frozen, shaped, plan, results, names, mapping, fused, graph)
+    return CompiledGraph(frozen, shaped, plan, results, names, mapping, fused, graph,
+                         supported_op_types_label(options))
+
+
+def support_policy(graph: Graph, options: CompileOptions) -> SupportPolicy:
+    """The per-node policy ``options`` ask for, on a shape-annotated ``graph`` (also what
+    ``analyze_model`` counts with, so its numbers agree with the compile's)."""
+    if options.builder is not None:
+        rule = CallableRule(options.builder)
+        return builder_policy(n.name for n in graph
+                              if n.op != "Placeholder" and rule.decide(n).ok)
+    foldable = constant_foldable(graph) if options.fuse_foldable_nodes else ()
+    return default_policy(no_fuse_ops=options.no_fuse_ops,
+                          force_fuse_ops=options.force_fuse_ops, op_set=options.op_set,
+                          foldable=foldable)
+
+
+def supported_op_types_label(options: CompileOptions) -> str:
+    """What the report says was offered to the device."""
+    if options.builder is not None:
+        return "the nodes subgraph_builder_function accepts"
+    label = f"{options.op_set.label} ({len(options.op_set.ops)} operator types)"
+    return label + (", and constant-foldable nodes" if options.fuse_foldable_nodes else "")
 
 
 def _log_compile(plan: Plan, results: list, verbose: int) -> None:
@@ -155,7 +181,7 @@ def report_for(done: CompiledGraph, *, model_dir: str, new_model_dir: str,
     return build_report(model_dir=model_dir, new_model_dir=new_model_dir,
                         signature_key=signature_key, frozen=done.frozen, plan=done.plan,
                         results=done.results, names=done.names, fused=done.fused,
-                        seconds=seconds)
+                        seconds=seconds, supported_op_types=done.supported_op_types)
 
 
 def _strip_colocation(graph_def: Any) -> None:

@@ -35,7 +35,8 @@ class SegmentReport:
 
 @dataclass(frozen=True)
 class CompileReport:
-    """Everything a compile did.  ``cpu_nodes`` maps reason -> node names (sorted)."""
+    """Everything a compile did.  ``cpu_nodes`` maps reason -> node names (sorted);
+    ``supported_op_types`` says which operator types were offered to the device."""
 
     model_dir: str
     new_model_dir: str
@@ -45,6 +46,7 @@ class CompileReport:
     segments: tuple[SegmentReport, ...]
     cpu_nodes: dict[str, tuple[str, ...]]
     seconds: float
+    supported_op_types: str = ""
 
     @property
     def on_neuron_ratio(self) -> float:
@@ -65,6 +67,7 @@ class CompileReport:
             "segments": [asdict(s) for s in self.segments],
             "cpu_nodes": {reason: list(names) for reason, names in self.cpu_nodes.items()},
             "seconds": round(self.seconds, 3),
+            "supported_op_types": self.supported_op_types,
         })
         return json.dumps(doc, indent=2, sort_keys=True)
 
@@ -76,7 +79,7 @@ def _tensors(refs: Any, dtypes: Any, shapes_: Any) -> tuple[TensorDesc, ...]:
 
 def build_report(*, model_dir: str, new_model_dir: str, signature_key: str, frozen: Any,
                  plan: Any, results: list, names: dict[int, str], fused: Any,
-                 seconds: float) -> CompileReport:
+                 seconds: float, supported_op_types: str = "") -> CompileReport:
     """Assemble the report from the pipeline's intermediate results."""
     segments = []
     cpu: dict[str, list[str]] = {r: list(n) for r, n in plan.cpu_nodes.items()}
@@ -99,7 +102,8 @@ def build_report(*, model_dir: str, new_model_dir: str, signature_key: str, froz
         model_dir=model_dir, new_model_dir=new_model_dir, signature_key=signature_key,
         ops_session=len(frozen.graph_def.node), counts=count_graph(fused),
         segments=tuple(segments),
-        cpu_nodes={r: tuple(sorted(cpu[r])) for r in sorted(cpu)}, seconds=seconds)
+        cpu_nodes={r: tuple(sorted(cpu[r])) for r in sorted(cpu)}, seconds=seconds,
+        supported_op_types=supported_op_types)
 
 
 def _shape(shape: tuple | None) -> str:
@@ -144,6 +148,9 @@ def render(report: CompileReport, console: Any, *, max_names: int = 0) -> None:
             more = f" … and {len(names) - len(shown)} more" if len(shown) < len(names) else ""
             console.print(f"  {reason} ({len(names)}): {', '.join(shown)}{more}",
                           markup=False, highlight=False)
+    if report.supported_op_types:
+        console.print(f"Supported operators: {report.supported_op_types}", markup=False,
+                      highlight=False)
     ratio = c.ratio
     console.print(f"OnNeuronRatio: {ratio:.4f} ({100 * ratio:.2f}% of operations on Neuron "
                   f"[{c.on_neuron}/{c.total}])", markup=False)

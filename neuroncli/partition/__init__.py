@@ -10,23 +10,30 @@ from neuroncli.partition.expand import expand_neuron_ops, expansion_map
 from neuroncli.partition.fuse import (
     SegmentGraph, extract_segment, fuse_segment, segment_digest_name,
 )
+from neuroncli.partition.foldable import SHAPE_QUERY_OPS, constant_foldable
 from neuroncli.partition.plan import (
     NOTHING_TO_COMPUTE_REASON, UNCOUNTED_OPS, Plan, Segment, filter_segments,
+    keep_dominant_segment,
 )
 from neuroncli.partition.propose import (
     BOUNDARY_DTYPES, PROTECTED, SIGNATURE_INPUT, partition, propose_segments,
 )
 from neuroncli.partition.support import (
-    AWS_DEFAULT_OPS, DEFAULT_OP_SET, SIMULATOR_EXTRA_OPS, AllowNames, CallableRule, Decision,
-    DenyNames, OpTypeRule, Rule, SupportPolicy, any_chain, chain, default_policy,
+    AWS_DEFAULT_OPS, AWS_LIST_NAME, DEFAULT_OP_SET, NAMED_OP_SETS, SIMULATOR_EXTRA_OPS,
+    AllowNames, CallableRule, Decision, DenyNames, OpSet, OpTypeRule, RefuseAll, Rule,
+    SupportPolicy, any_chain, builder_policy, chain, cpu_only_reason, default_policy,
+    resolve_op_set,
 )
 
 __all__ = [
-    "AWS_DEFAULT_OPS", "DEFAULT_OP_SET", "SIMULATOR_EXTRA_OPS", "BOUNDARY_DTYPES",
-    "UNCOUNTED_OPS", "NOTHING_TO_COMPUTE_REASON", "PROTECTED", "SIGNATURE_INPUT",
-    "Decision", "Rule", "OpTypeRule", "DenyNames", "AllowNames", "CallableRule", "chain",
-    "any_chain", "SupportPolicy", "default_policy",
-    "Segment", "Plan", "propose_segments", "filter_segments", "partition",
+    "AWS_DEFAULT_OPS", "AWS_LIST_NAME", "DEFAULT_OP_SET", "NAMED_OP_SETS", "SIMULATOR_EXTRA_OPS",
+    "BOUNDARY_DTYPES", "UNCOUNTED_OPS", "NOTHING_TO_COMPUTE_REASON", "PROTECTED",
+    "SIGNATURE_INPUT", "SHAPE_QUERY_OPS",
+    "Decision", "Rule", "OpTypeRule", "DenyNames", "AllowNames", "CallableRule", "RefuseAll",
+    "chain", "any_chain", "SupportPolicy", "default_policy", "builder_policy", "OpSet",
+    "resolve_op_set", "cpu_only_reason", "constant_foldable",
+    "Segment", "Plan", "propose_segments", "filter_segments", "keep_dominant_segment",
+    "partition",
     "SegmentGraph", "extract_segment", "fuse_segment", "segment_digest_name",
     "expand_neuron_ops", "expansion_map",
 ]

@@ -147,3 +147,32 @@ def filter_segments(plan_or_candidates: Plan | Sequence[Segment],
         else:
             kept.append(replace(segment, index=len(kept)))
     return Plan(tuple(kept), sorted_cpu_nodes(cpu), plan.node_count)
+
+
+def check_prune_ratio(ratio: float) -> None:
+    """Reject a bad ``prune_small_subgraphs_ratio`` before any work starts."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+        raise UsageError(f"prune_small_subgraphs_ratio must be a number from 0 to 1, "
+                         f"got {ratio!r}")
+
+
+def keep_dominant_segment(plan: Plan, ratio: float) -> Plan:
+    """AWS's ``prune_small_subgraphs_ratio``: when more than one segment remains and the
+    largest holds more than ``ratio`` of the segmented nodes (every node counted, as AWS
+    does), only the largest stays (the first one on a tie); the others go back to CPU.
+    ``ratio`` 0 disables the rule (AWS's default outside ``trace``)."""
+    check_prune_ratio(ratio)
+    if ratio <= 0.0 or len(plan.segments) < 2:
+        return plan
+    total = plan.nodes_in_segments
+    largest = max(plan.segments, key=lambda s: len(s.nodes))  # first of equals, like max_element
+    share = len(largest.nodes) / total
+    if share <= ratio:
+        return plan
+    reason = (f"a smaller segment: the largest holds {100 * share:.1f}% of the segmented "
+              f"nodes (more than {100 * ratio:g}%), so only it is kept")
+    cpu: dict[str, list[str]] = {r: list(n) for r, n in plan.cpu_nodes.items()}
+    for segment in plan.segments:
+        if segment is not largest:
+            cpu.setdefault(reason, []).extend(segment.nodes)
+    return Plan((replace(largest, index=0),), sorted_cpu_nodes(cpu), plan.node_count)

@@ -53,7 +53,8 @@ from typing import Iterable
 from neuroncli.graph.ir import Graph, GraphError, split_tensor, tensor_ref
 from neuroncli.partition.index import GraphIndex, build_index, paused_gc
 from neuroncli.partition.plan import (
-    Plan, Segment, check_minimum_segment_size, filter_segments, sorted_cpu_nodes,
+    Plan, Segment, check_minimum_segment_size, check_prune_ratio, filter_segments,
+    keep_dominant_segment, sorted_cpu_nodes,
 )
 from neuroncli.partition.support import Decision, Rule
 
@@ -105,12 +106,16 @@ def _propose(graph: Graph, policy: Rule, protected: frozenset[str],
 
 
 def partition(graph: Graph, policy: Rule, *, minimum_segment_size: int = 1,
-              graph_outputs: Iterable[str] = (), protected: Iterable[str] = ()) -> Plan:
-    """Propose then filter: the plan ``neuron-compile`` compiles."""
+              graph_outputs: Iterable[str] = (), protected: Iterable[str] = (),
+              prune_small_subgraphs_ratio: float = 0.0) -> Plan:
+    """Propose, filter, then (ratio > 0) keep only a dominant segment: the plan that is
+    compiled (:func:`~neuroncli.partition.plan.keep_dominant_segment`)."""
     check_minimum_segment_size(minimum_segment_size)  # before any work
+    check_prune_ratio(prune_small_subgraphs_ratio)
     with paused_gc():
         plan = _propose(graph, policy, frozenset(protected), graph_outputs)
-        return filter_segments(plan, minimum_segment_size)
+        plan = filter_segments(plan, minimum_segment_size)
+        return keep_dominant_segment(plan, prune_small_subgraphs_ratio)
 
 
 def _graph_output_refs(index: GraphIndex, refs: Iterable[str]) -> dict[str, int]:

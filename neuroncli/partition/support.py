@@ -1,5 +1,11 @@
 """Which nodes may run on a NeuronCore: composable rules that always say why.
 
+The default operator set is AWS's supported operator list, exactly
+(:data:`AWS_DEFAULT_OPS`); :func:`resolve_op_set` reads the ``supported_op_types`` option
+(``+Op`` adds to it, a bare list replaces it, ``+simulator`` adds the ops this project's
+simulated backend can also run).  Constant-foldable nodes join segments whatever their type
+(:mod:`neuroncli.partition.foldable`).
+
 A rule is any object with ``decide(node) -> Decision``; a refusal carries the reason the
 report prints next to the node.  Small rules (op type, name lists, a user callback) combine
 with :func:`chain` (all must accept; the first refusal's reason wins) and :func:`any_chain`
@@ -15,9 +21,11 @@ bypass those checks too.  No TensorFlow here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
+from neuroncli.errors import UsageError
 from neuroncli.graph.convert import node_to_nodedef
 from neuroncli.graph.ir import Node
 
@@ -33,8 +41,9 @@ Split SplitV Sqrt Square SquaredDifference Squeeze StridedSlice Sub Sum Tanh Til
 Unpack
 """.split())
 
-# Ops our simulated backend (TensorFlow on CPU, lowered through XLA) handles and that Keras 3
-# or tf.function emit in inference graphs.  Deliberately absent: grappler's runtime-only fused
+# Ops our simulated backend (TensorFlow on CPU, lowered through XLA) also handles and that
+# Keras 3 or tf.function emit in inference graphs; AWS keeps them on CPU, so they are offered
+# to the device only on request (``supported_op_types="+simulator"``).  Deliberately absent: grappler's runtime-only fused
 # ops (_FusedConv2D, _FusedMatMul, ...), because we partition before grappler rewrites, and
 # anything stateful or random.  TopKV2 is left out too: AWS does not list it and a sort is a
 # poor fit for the device.
@@ -75,7 +84,13 @@ SIMULATOR_EXTRA_OPS: dict[str, str] = {
     "LogSoftmax": "classification heads",
 }
 
-DEFAULT_OP_SET: frozenset[str] = AWS_DEFAULT_OPS | frozenset(SIMULATOR_EXTRA_OPS)
+# The default: what AWS's partitioner offers the device.
+DEFAULT_OP_SET: frozenset[str] = AWS_DEFAULT_OPS
+# Named sets a ``supported_op_types`` item may add (``+simulator``) or name (``simulator``).
+NAMED_OP_SETS: dict[str, frozenset[str]] = {"simulator": frozenset(SIMULATOR_EXTRA_OPS)}
+AWS_LIST_NAME = "AWS's supported operator list"
+# TensorFlow op type names: CamelCase, or ``_Name`` for internal ops.
+_OP_NAME = re.compile(r"_?[A-Z][A-Za-z0-9_]*")
 
 # Op families that never run on the device, with a more useful reason than "unsupported".
 _CPU_ONLY_FAMILIES: dict[str, str] = {
@@ -90,6 +105,12 @@ _CPU_ONLY_FAMILIES: dict[str, str] = {
                     "function call {op} stays on CPU"),
     "NoOp": "NoOp has nothing to compute",
 }
+
+
+def cpu_only_reason(op: str) -> str | None:
+    """Why op type ``op`` never runs on the device whatever the op set, or None."""
+    family = _CPU_ONLY_FAMILIES.get(op)
+    return None if family is None else family.format(op=op)
 
 
 @dataclass(frozen=True)
@@ -114,10 +135,64 @@ class Rule(Protocol):
 
 
 @dataclass(frozen=True)
+class OpSet:
+    """The operator types offered to the device, and how the report names them.
+
+    ops: the op types.
+    label: e.g. ``AWS's supported operator list`` or ``AWS's supported operator list +
+        simulator``; refusals say ``op type X is not in <label>``.
+    """
+
+    ops: frozenset[str] = DEFAULT_OP_SET
+    label: str = AWS_LIST_NAME
+
+
+def resolve_op_set(spec: str | Iterable[str] | None) -> OpSet:
+    """The op set a ``supported_op_types`` value asks for (None: AWS's list).
+
+    ``spec`` is a comma/space-separated string or an iterable of items.  ``+Op`` adds to
+    AWS's list, a bare ``Op`` builds a replacement list (then ``+`` items add to that), and a
+    named set (``simulator``) stands for its ops either way.  Raises ``UsageError`` on an
+    empty list, an unknown named set or a malformed name.
+    """
+    if spec is None:
+        return OpSet()
+    items = spec.replace(",", " ").split() if isinstance(spec, str) else \
+        [str(item).strip() for item in spec]
+    added: list[str] = []
+    replaced: list[str] = []
+    for item in items:
+        if not item.lstrip("+"):
+            raise UsageError(f"supported_op_types: empty operator name in {spec!r}")
+        (added if item.startswith("+") else replaced).append(item.lstrip("+"))
+    if not added and not replaced:
+        raise UsageError("supported_op_types is empty: give operator types (e.g. "
+                        "'MatMul,Relu'), '+Op' to add to AWS's list, or '+simulator'")
+    ops = set() if replaced else set(AWS_DEFAULT_OPS)
+    for name in replaced + added:
+        ops |= _expand(name)
+    label = "the supported operator list (supported_op_types)" if replaced else \
+        " + ".join([AWS_LIST_NAME, *sorted(dict.fromkeys(added))])
+    return OpSet(frozenset(ops), label)
+
+
+def _expand(name: str) -> frozenset[str]:
+    """One ``supported_op_types`` item: a named set or an operator type."""
+    if name in NAMED_OP_SETS:
+        return NAMED_OP_SETS[name]
+    if not _OP_NAME.fullmatch(name):
+        named = ", ".join(sorted(NAMED_OP_SETS))
+        raise UsageError(f"supported_op_types: {name!r} is neither an operator type (CamelCase, "
+                        f"e.g. GatherV2) nor a named set ({named})")
+    return frozenset({name})
+
+
+@dataclass(frozen=True)
 class OpTypeRule:
-    """Accept nodes whose op type is in ``op_set``."""
+    """Accept nodes whose op type is in ``op_set``; refusals name ``list_name``."""
 
     op_set: frozenset[str] = DEFAULT_OP_SET
+    list_name: str = AWS_LIST_NAME
     _cache: dict[str, Decision] = field(default_factory=dict, compare=False, repr=False)
 
     def decide(self, node: Node) -> Decision:
@@ -130,10 +205,10 @@ class OpTypeRule:
     def _decide_op(self, op: str) -> Decision:
         if op in self.op_set:
             return ACCEPT
-        family = _CPU_ONLY_FAMILIES.get(op)
+        family = cpu_only_reason(op)
         if family is not None:
-            return Decision(False, family.format(op=op))
-        return Decision(False, f"op type {op} is not supported by the Neuron compiler")
+            return Decision(False, family)
+        return Decision(False, f"op type {op} is not in {self.list_name}")
 
 
 @dataclass(frozen=True)
@@ -225,16 +300,28 @@ class SupportPolicy:
 
 
 def default_policy(no_fuse_ops: Iterable[str] = (), force_fuse_ops: Iterable[str] = (),
-                   op_set: Iterable[str] | None = None,
-                   extra_rule: Rule | None = None) -> SupportPolicy:
-    """``force_fuse_ops`` > ``no_fuse_ops`` > op set (default :data:`DEFAULT_OP_SET`) >
-    ``extra_rule``."""
-    ops = DEFAULT_OP_SET if op_set is None else frozenset(op_set)
+                   op_set: OpSet | Iterable[str] | None = None,
+                   extra_rule: Rule | None = None,
+                   foldable: Iterable[str] = ()) -> SupportPolicy:
+    """``force_fuse_ops`` > ``no_fuse_ops`` > (op set or ``foldable`` names) >
+    ``extra_rule``.  ``op_set``: an :class:`OpSet`, plain op types, or None for AWS's list.
+
+    A constant-foldable node joins a segment whatever its type, as in AWS's partitioner, but
+    ``no_fuse_ops`` still keeps it on CPU (AWS's TF1 path never folds, so that is what its
+    ``no_fuse_ops`` users get)."""
+    if op_set is None:
+        op_set = OpSet()
+    elif not isinstance(op_set, OpSet):
+        op_set = OpSet(frozenset(op_set), "the supported operator list")
     base: list[Rule] = []
     deny = frozenset(no_fuse_ops)
     if deny:
         base.append(DenyNames(deny))
-    base.append(OpTypeRule(ops))
+    type_rule: Rule = OpTypeRule(op_set.ops, op_set.label)
+    folded = frozenset(foldable)
+    if folded:
+        type_rule = any_chain(AllowNames(folded, "constant-foldable"), type_rule)
+    base.append(type_rule)
     if extra_rule is not None:
         base.append(extra_rule)
     rule = base[0] if len(base) == 1 else chain(*base)
@@ -242,3 +329,23 @@ def default_policy(no_fuse_ops: Iterable[str] = (), force_fuse_ops: Iterable[str
     if forced:
         rule = any_chain(AllowNames(forced), rule)
     return SupportPolicy(rule=rule, forced=forced)
+
+
+def builder_policy(accepted: Iterable[str]) -> SupportPolicy:
+    """``trace`` with ``subgraph_builder_function``: as AWS does, the nodes it accepts are
+    forced into segments (whatever their type, across any boundary dtype) and every other
+    node stays on CPU."""
+    names = frozenset(accepted)
+    rule = any_chain(AllowNames(names, "accepted by subgraph_builder_function"),
+                     RefuseAll("refused by subgraph_builder_function"))
+    return SupportPolicy(rule=rule, forced=names)
+
+
+@dataclass(frozen=True)
+class RefuseAll:
+    """Refuse every node with ``reason`` (the last member of an :func:`any_chain`)."""
+
+    reason: str
+
+    def decide(self, node: Node) -> Decision:
+        return Decision(False, self.reason)

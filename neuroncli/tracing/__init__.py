@@ -15,12 +15,15 @@ from collections import Counter
 from typing import Any, Callable
 
 from neuroncli.compiler.flags import resolve_flags
-from neuroncli.compiler.options import CompileOptions
+from neuroncli.compiler.options import (
+    TRACE_MINIMUM_SEGMENT_SIZE, TRACE_PRUNE_SMALL_SUBGRAPHS_RATIO, CompileOptions,
+)
 from neuroncli.errors import UserError
+from neuroncli.partition.support import AWS_DEFAULT_OPS, AWS_LIST_NAME, OpSet
 from neuroncli.tracing.conventions import batch_size, convention, trace_function
 
 log = logging.getLogger("neuroncli")
-__all__ = ["trace", "analyze_model"]
+__all__ = ["trace", "analyze_model", "list_operators", "trace_options"]
 
 
 def _traced(func: Callable, example_inputs: Any, dynamic_batch: bool) -> tuple:
@@ -60,18 +63,43 @@ def trace(func: Callable, example_inputs: Any,
     if concrete is None:
         log.warning("trace: the function has no inputs; returning it uncompiled")
         return func
-    options = CompileOptions(flags=flags, batch_size=batch_size(values))
+    options = trace_options(flags, batch_size(values), subgraph_builder_function)
     from neuroncli.tracing.traced import compile_concrete
-    return compile_concrete(concrete, conv, kind, out_keys, values, options,
-                            subgraph_builder_function, started)
+    return compile_concrete(concrete, conv, kind, out_keys, values, options, started)
+
+
+def list_operators() -> frozenset[str]:
+    """The operator types ``trace`` offers the device: AWS's supported operator list, which
+    AWS's trace takes from its compiler front end the same way."""
+    return AWS_DEFAULT_OPS
+
+
+def trace_options(flags: Any, batch: int,
+                  subgraph_builder_function: Callable[[Any], bool] | None) -> CompileOptions:
+    """AWS's TF2 partition defaults: segments of one op compile; without a
+    ``subgraph_builder_function``, constant-foldable nodes join segments and a segment holding
+    more than 80% of the segmented nodes is compiled alone; with one, exactly the nodes it
+    accepts are fused."""
+    ops = list_operators()
+    op_set = OpSet(frozenset(ops), AWS_LIST_NAME if ops == AWS_DEFAULT_OPS
+                   else "the supported operator list")
+    automatic = subgraph_builder_function is None
+    return CompileOptions(
+        flags=flags, batch_size=batch, minimum_segment_size=TRACE_MINIMUM_SEGMENT_SIZE,
+        op_set=op_set, fuse_foldable_nodes=automatic,
+        prune_small_subgraphs_ratio=TRACE_PRUNE_SMALL_SUBGRAPHS_RATIO if automatic else 0.0,
+        builder=subgraph_builder_function)
 
 
 def analyze_model(func: Callable, example_inputs: Any) -> dict:
-    """Print and return the supported and unsupported operators, counts and percentage."""
+    """Print and return the supported and unsupported operators, counts and percentage.
+
+    A node counts as supported when ``trace`` would offer it to the device: its type is in
+    AWS's supported operator list or it is constant-foldable (the same policy object)."""
     from neuroncli.compiler import shapes
     from neuroncli.compiler.freeze import _convert_to_constants
+    from neuroncli.compiler.pipeline import support_policy
     from neuroncli.graph import graph_from_graphdef
-    from neuroncli.partition import default_policy
 
     conv, values, concrete, _, _ = _traced(func, example_inputs, False)
     if concrete is None:
@@ -79,7 +107,7 @@ def analyze_model(func: Callable, example_inputs: Any) -> dict:
     graph_def, _, _, _ = _convert_to_constants(concrete)
     graph = graph_from_graphdef(graph_def)
     shapes.annotate(graph, graph_def)
-    policy = default_policy()
+    policy = support_policy(graph, trace_options(resolve_flags(None), batch_size(values), None))
     supported: Counter = Counter()
     unsupported: Counter = Counter()
     for node in graph:

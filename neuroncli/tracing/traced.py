@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +24,6 @@ from neuroncli.compiler.freeze import FrozenGraph, _convert_to_constants, _prune
 from neuroncli.compiler.options import CompileOptions
 from neuroncli.compiler.pipeline import compile_frozen, report_for
 from neuroncli.errors import UserError
-from neuroncli.partition import CallableRule
 from neuroncli.compiler.weights import check_protobuf_limit, write_variables
 from neuroncli.savedmodel import (
     DEFAULT_SIGNATURE, SERVE, atomic_output, copy_model_files, write_saved_model,
@@ -58,7 +57,7 @@ def _signature(concrete: Any, frozen: FrozenGraph, keys: tuple[str, ...]) -> tup
 
 def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple[str, ...],
                      values: list[Any], options: CompileOptions,
-                     builder: Callable[[Any], bool] | None, started: float) -> TracedModel:
+                     started: float) -> TracedModel:
     """Freeze, compile, write to a private directory and load: the body of ``trace``."""
     extract = options.flags.extract_weights
     check_protobuf_limit("trace", _captured_bytes(concrete.graph.variables),
@@ -71,8 +70,7 @@ def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple
                          {k: int(t.dtype.as_datatype_enum) for k, t in
                           zip(conv.keys, concrete.inputs)}, weights)
     shapes = {k: tuple(int(d) for d in np.shape(v)) for k, v in zip(conv.keys, values)}
-    extra = CallableRule(builder, "refused by subgraph_builder_function") if builder else None
-    done = compile_frozen(frozen, shapes, options, extra_rule=extra)
+    done = compile_frozen(frozen, shapes, options)
     meta_graph, signature = _signature(concrete, frozen, conv.keys)
     saved_model = output.build_saved_model(meta_graph, DEFAULT_SIGNATURE, signature, frozen,
                                            done.fused, done.mapping, done.graph)
