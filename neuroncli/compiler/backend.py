@@ -7,14 +7,19 @@ For each segment (a GraphDef whose inputs are Placeholders):
 2. **Optimize.** Grappler's pruning, dependency and constant-folding passes, with the input
    shapes fixed: Identity chains vanish and inference-mode arithmetic on weights is folded.
    The result is the program's payload, what the simulator executes.
-3. **Lower.** The segment must lower through XLA with static shapes (TensorFlow's
+3. **Layout.** Channels-first convolutions and pools become channels-last between two
+   Transposes (:mod:`neuroncli.compiler.layout`): CPU kernels support only that layout.
+4. **Lower.** The segment must lower through XLA with static shapes (TensorFlow's
    ``jit_compile`` path, stopped at HLO), checked on the segment as given, concurrently with
    step 2 (so an op XLA cannot lower rejects the segment even where constant folding would
    have removed it: rare, and the segment then runs on the CPU, correctly).  An op XLA
    cannot lower is a real reason to reject.
    The check runs on a *weightless* copy (large constants replaced by splats of the same
    dtype and shape): lowering depends on shapes, not values, and this keeps it fast.
-4. **Emit.** :mod:`neuroncli.format.executable` packs the payload with its metadata.
+5. **Run once.** The payload executes once on zeros of its input shapes
+   (:mod:`neuroncli.compiler.execcheck`): a program that cannot run is rejected now, not at
+   its first inference.
+6. **Emit.** :mod:`neuroncli.format.executable` packs the payload with its metadata.
 
 A rejected segment returns ``CompiledSegment(ok=False, reason=...)``; the caller falls back to
 CPU.  Functions here are thread-safe: segments compile in parallel (TF releases the GIL).
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from neuroncli import proto
+from neuroncli.compiler import execcheck, layout
 from neuroncli.format import executable as exe
 from neuroncli.lazy_tf import import_tensorflow
 
@@ -88,9 +94,19 @@ def compile_segment(segment: SegmentInput, options: BackendOptions) -> CompiledS
                         if options.check_xla else None)
             optimized = optimize(segment)
             log.append(f"grappler: {len(optimized.node)} nodes after pruning/constfold")
+            converted = layout.to_channels_last(optimized)
+            if converted:
+                log.append(f"layout: {converted} channels-first op(s) run channels-last")
             flops = lowering.result() if lowering is not None else 0
         if lowering is not None:
             log.append(f"xla: lowered to HLO, {flops} flops")
+        execcheck.run_once(optimized, segment.input_names, segment.input_dtypes,
+                           segment.input_shapes, segment.output_names)
+        log.append("run once on zeros: ok")
+    except execcheck.ProgramRunError as exc:
+        reason = f"the program does not run: {exc}"
+        log.append(f"rejected: {reason}")
+        return CompiledSegment(segment.name, False, reason, log=tuple(log))
     except Exception as exc:  # a TensorFlow error is the backend's verdict, not a crash
         reason = _first_line(exc)
         log.append(f"rejected: {reason}")
@@ -123,15 +139,17 @@ def optimize(segment: SegmentInput) -> Any:
     return proto.as_graph_def(optimized)
 
 
-def weightless(graph_def: Any) -> Any:
-    """A copy whose large constants are splats: same dtypes and shapes, kilobytes in size."""
+def weightless(graph_def: Any, dtypes: frozenset[int] | None = None) -> Any:
+    """A copy whose large constants (of ``dtypes``; None: any) are splats: same dtypes and
+    shapes, kilobytes in size."""
     light = proto.GraphDef()
     light.versions.CopyFrom(graph_def.versions)
     if graph_def.HasField("library"):
         light.library.CopyFrom(graph_def.library)
     for node in graph_def.node:
         tensor = node.attr["value"].tensor if node.op == "Const" else None
-        if tensor is None or len(tensor.tensor_content) <= _SPLAT_BYTES:
+        if (tensor is None or len(tensor.tensor_content) <= _SPLAT_BYTES
+                or (dtypes is not None and tensor.dtype not in dtypes)):
             light.node.add().CopyFrom(node)
             continue
         splat = light.node.add(name=node.name, op="Const", device=node.device)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuroncli import proto
+from neuroncli.compiler.inline import inline_marked_calls
 from neuroncli.compiler.weights import ExtractedWeights, handles_for_placeholders
 from neuroncli.errors import UserError
 from neuroncli.lazy_tf import import_tensorflow
@@ -130,7 +131,10 @@ def _convert_to_constants(function: Any, extract: bool = False
         graph_def = frozen.graph.as_graph_def()
         inputs = [t.name for t in frozen.inputs]
         outputs = [t.name for t in frozen.outputs]
-    graph_def = proto.as_graph_def(graph_def)
+    # Keras 3's jit-compiled layer functions survive freezing as calls: inline them, as AWS
+    # does, so their ops reach the partitioner.
+    graph_def = inline_marked_calls(proto.as_graph_def(graph_def),
+                                    [*inputs, *outputs, *(f"{n}:0" for n in variables)])
     weights = ExtractedWeights({name: variables[name].numpy() for name in sorted(variables)})
     handles_for_placeholders(graph_def, weights.values)
     return graph_def, inputs, outputs, weights
