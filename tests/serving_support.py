@@ -33,11 +33,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def compile_model(fixture: str, out: Path, dynamic_batch: bool = True) -> Path:
+def compile_model(fixture: str, out: Path, dynamic_batch: bool = True,
+                  batch_size: int = 1) -> Path:
     env = dict(os.environ)
     if dynamic_batch:
         env["NEURON_CC_FLAGS"] = "--dynamic-batch-size"
-    subprocess.run([script("neuron-compile"), "-q", str(FIXTURES / fixture), str(out)],
+    subprocess.run([script("neuron-compile"), "-q", f"--batch-size={batch_size}",
+                    str(FIXTURES / fixture), str(out)],
                    check=True, env=env, capture_output=True, timeout=300)
     return out
 

@@ -86,24 +86,36 @@ class BatchScheduler:
         task = _Task(feeds, rows)
         key = tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(feeds.items()))
         with self._cond:
-            queue = self._queues.setdefault(id(model), collections.deque())
-            last = queue[-1] if queue else None
-            if last is None or last.key != key or \
-                    last.rows + rows > self.options.max_batch_size:
-                if len(queue) >= self.options.max_enqueued_batches:
-                    raise ServingError(RESOURCE_EXHAUSTED, "The batch scheduling queue to "
-                                       "which this task was submitted is full: retry later "
-                                       "or raise max_enqueued_batches")
-                last = _Batch(model, key, time.monotonic())
-                queue.append(last)
-            last.tasks.append(task)
-            last.rows += rows
-            self._cond.notify_all()
+            direct = self._stopping  # accepted just before shutdown: threads may be gone
+            if not direct:
+                self._enqueue(model, key, task)
+        if direct:
+            return model(dict(feeds))
         task.done.wait()
         if task.error is not None:
             raise task.error
         assert task.result is not None
         return task.result
+
+    def _enqueue(self, model: Any, key: tuple, task: _Task) -> None:
+        """Add ``task`` to the open batch of ``model`` or a new one (lock held)."""
+        queue = self._queues.setdefault(id(model), collections.deque())
+        last = queue[-1] if queue else None
+        if last is None or last.key != key or \
+                last.rows + task.rows > self.options.max_batch_size:
+            if len(queue) >= self.options.max_enqueued_batches:
+                raise ServingError(RESOURCE_EXHAUSTED, "The batch scheduling queue to which "
+                                   "this task was submitted is full: retry later or raise "
+                                   "max_enqueued_batches")
+            last = _Batch(model, key, time.monotonic())
+            queue.append(last)
+        last.tasks.append(task)
+        last.rows += task.rows
+        self._cond.notify_all()
+
+    def queued_rows(self) -> int:
+        with self._cond:
+            return sum(b.rows for q in self._queues.values() for b in q)
 
     def _rows(self, model: Any, feeds: Mapping[str, np.ndarray]) -> int | None:
         ok = self._mergeable.get(id(model))
@@ -162,7 +174,8 @@ class BatchScheduler:
                 tasks[0].error = exc
             else:
                 self._one_by_one(batch)
-        self.batches_run += 1
+        with self._cond:
+            self.batches_run += 1
         for task in tasks:
             task.done.set()
 

@@ -55,7 +55,7 @@ class Metrics:
         with self._lock:
             return dict(self._requests)
 
-    def render(self, runtime: Any, batches_run: int | None = None) -> str:
+    def render(self, runtime: Any, batcher: Any = None) -> str:
         lines: list[str] = []
         with self._lock:
             _family(lines, ":tensorflow:serving:request_count", "counter",
@@ -70,10 +70,13 @@ class Metrics:
                 _histogram(lines, f'model_name="{model}",API="{api}",entrypoint="{entry}"',
                            hist)
         _cores(lines, runtime)
-        if batches_run is not None:
+        if batcher is not None:
             _family(lines, ":neuron:serving:batches", "counter",
-                    "Merged calls run by --enable_batching.")
-            lines.append(f":neuron:serving:batches {batches_run}")
+                    "Batches run by --enable_batching (one model call each).")
+            lines.append(f":neuron:serving:batches {batcher.batches_run}")
+            _family(lines, ":neuron:serving:batch_queue_rows", "gauge",
+                    "Rows waiting in --enable_batching queues.")
+            lines.append(f":neuron:serving:batch_queue_rows {batcher.queued_rows()}")
         return "\n".join(lines) + "\n"
 
 

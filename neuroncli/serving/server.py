@@ -150,14 +150,16 @@ class ModelServer:
         LOG.info("Exporting HTTP/REST API at:%s:%d ...", *address)
 
     def render_metrics(self) -> str:
-        batches = self.batcher.batches_run if self.batcher is not None else None
-        return self.metrics.render(self.runtime, batches)
+        return self.metrics.render(self.runtime, self.batcher)
 
     def stop(self) -> bool:
         """Stop accepting, finish the accepted requests, unload.  True if none was lost."""
         if self._rest is not None:
             self._rest.shutdown()  # no new connections; open ones get 503 from the gate
         grpc_done = self._grpc.stop(DRAIN_SECONDS) if self._grpc is not None else None
+        self.service.refuse_new()
+        if self.batcher is not None:
+            self.batcher.stop()  # queued batches run now, without waiting for their timeout
         drained = self.service.drain(DRAIN_SECONDS)
         if grpc_done is not None:
             grpc_done.wait(DRAIN_SECONDS)
@@ -165,8 +167,6 @@ class ModelServer:
             drained = self._rest.wait_idle(DRAIN_SECONDS) and drained
             self._rest.server_close()
             self._rest.pool.shutdown(wait=False)
-        if self.batcher is not None:
-            self.batcher.stop()
         self.manager.stop()
         return drained
 

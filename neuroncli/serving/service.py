@@ -129,8 +129,13 @@ class InferenceService:
             loaded.leave()
 
     # -- shutdown -------------------------------------------------------------------------
-    def drain(self, timeout: float | None = None) -> bool:
-        """Refuse new requests; wait for the accepted ones (True if they all finished)."""
+    def refuse_new(self) -> None:
+        """From now on, requests are refused with ``UNAVAILABLE``."""
         with self._gate:
             self._draining = True
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Refuse new requests; wait for the accepted ones (True if they all finished)."""
+        self.refuse_new()
+        with self._gate:
             return self._gate.wait_for(lambda: self._inflight == 0, timeout)
