@@ -21,7 +21,7 @@ from neuroncli.format.neuron_op import (
     ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, TensorDesc, check_attr_sizes, from_attrs,
     shape_from_proto,
 )
-from neuroncli.proto import dtype_name
+from neuroncli.proto.dtypes import dtype_name
 from neuroncli.savedmodel import open_saved_model_view
 
 DEFAULT_REPLICAS = 4  # AWS: a single-NeuronOp model is copied onto up to 4 visible cores

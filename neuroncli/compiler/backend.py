@@ -161,10 +161,16 @@ def weightless(graph_def: Any, dtypes: frozenset[int] | None = None) -> Any:
     return light
 
 
+#: The TensorProto field holding one value of a dtype (the others hold theirs in int_val).
+_SPLAT_FIELDS = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT32": "int_val",
+                 "DT_INT64": "int64_val", "DT_BOOL": "bool_val", "DT_HALF": "half_val",
+                 "DT_BFLOAT16": "half_val"}
+
+
 def _append_splat(tensor: Any) -> None:
-    field_by_dtype = {1: "float_val", 2: "double_val", 3: "int_val", 9: "int64_val",
-                      10: "bool_val", 19: "half_val", 14: "half_val"}
-    name = field_by_dtype.get(tensor.dtype, "int_val")
+    name = _SPLAT_FIELDS.get(proto.DataType.values_by_number[tensor.dtype].name
+                             if tensor.dtype in proto.DataType.values_by_number else "",
+                             "int_val")
     getattr(tensor, name).append(True if name == "bool_val" else 1)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from neuroncli.format.counts import OperatorCounts, count_graph
 from neuroncli.format.neuron_op import TensorDesc
-from neuroncli.proto import dtype_name
+from neuroncli.proto.dtypes import dtype_name
 
 
 @dataclass(frozen=True)

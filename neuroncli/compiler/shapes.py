@@ -45,7 +45,7 @@ def _check_feed_dtype(key: str, array: Any, dtype: int) -> None:
     inputs, numbers castable with numpy's ``same_kind`` rule otherwise."""
     import numpy as np
 
-    from neuroncli.runtime.inputs import DT_STRING, numpy_dtype
+    from neuroncli.proto.dtypes import DT_STRING, numpy_dtype
     got = np.asarray(array).dtype
     if dtype == DT_STRING:
         if got.kind not in "USO":

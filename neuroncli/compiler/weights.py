@@ -20,11 +20,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from neuroncli import proto
 from neuroncli.errors import UserError
 from neuroncli.format.instances import GIB, INSTANCE_TYPES
 from neuroncli.format.placement import MAX_CORES
 from neuroncli.format.weights import VARIABLES_PREFIX
+from neuroncli.proto.dtypes import dtype_size
 
 PROTOBUF_LIMIT = 2**31 - 1
 #: How many times a frozen weight appears in a compiled saved_model.pb (graph_def + program).
@@ -52,7 +52,7 @@ def _shape_bytes(dtype: int, shape: Any) -> int:
     count = 1
     for dim in shape.dim:
         count *= dim.size
-    return count * proto.dtype_size(dtype)
+    return count * dtype_size(dtype)
 
 
 def declared_weight_bytes(meta_graph: Any) -> int:

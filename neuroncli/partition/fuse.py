@@ -25,8 +25,9 @@ from neuroncli.format import neuron_op
 from neuroncli.graph.convert import node_to_nodedef
 from neuroncli.graph.ir import Graph, GraphError, Node, Shape, split_tensor, tensor_ref
 from neuroncli.partition.plan import Segment
+from neuroncli.proto.dtypes import DT_FLOAT
 
-DT_FLOAT = 1  # dtype recorded for a boundary tensor whose dtype shape inference did not give
+# DT_FLOAT is the dtype recorded for a boundary tensor whose dtype shape inference did not give.
 
 
 @dataclass(frozen=True)

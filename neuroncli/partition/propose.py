@@ -57,13 +57,13 @@ from neuroncli.partition.plan import (
     keep_dominant_segment, sorted_cpu_nodes,
 )
 from neuroncli.partition.support import Decision, Rule
+from neuroncli.proto.dtypes import REF_OFFSET, dtype_enum
 
 SIGNATURE_INPUT = "signature input"
 PROTECTED = "protected: kept on CPU by the caller"
 # Dtypes that may not cross a segment boundary (shared/NEURON_FORMAT.md; variant added).
-BOUNDARY_DTYPES: dict[int, str] = {2: "double", 7: "string", 9: "int64", 20: "resource",
-                                   21: "variant"}
-_REF_OFFSET = 100  # TensorFlow's reference dtypes are the base dtype + 100
+BOUNDARY_DTYPES: dict[int, str] = {dtype_enum(f"DT_{kind.upper()}"): kind for kind in (
+    "double", "string", "int64", "resource", "variant")}
 
 # (producer, consumer or -1 for a graph output, tensor ref, dtype kind)
 BadEdge = tuple[int, int, str, str]
@@ -155,7 +155,7 @@ def _decide(index: GraphIndex, policy: Rule, protected: frozenset[str],
 def _dtype_kind(dtype: int | None) -> str | None:
     if dtype is None:
         return None  # unknown: treated as float
-    if dtype > _REF_OFFSET:
+    if dtype > REF_OFFSET:
         return "reference"
     return BOUNDARY_DTYPES.get(dtype)
 
@@ -163,7 +163,7 @@ def _dtype_kind(dtype: int | None) -> str | None:
 def _bad_edges(index: GraphIndex, outputs: dict[str, int]) -> list[BadEdge]:
     """Every data edge (and graph output) carrying a tensor that may not cross a boundary."""
     bad_ports: dict[int, dict[int, str]] = {}
-    plain = frozenset(range(_REF_OFFSET)) - frozenset(BOUNDARY_DTYPES)
+    plain = frozenset(range(REF_OFFSET)) - frozenset(BOUNDARY_DTYPES)
     for p, node in enumerate(index.nodes):
         dtypes = node.output_dtypes
         if dtypes and not plain.issuperset(dtypes):  # fast path: nothing to look at

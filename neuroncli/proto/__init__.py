@@ -191,23 +191,16 @@ def __getattr__(name: str):  # PEP 562: build the classes on first use only
     raise AttributeError(name)
 
 
-# Byte sizes of the dtypes we account memory for; others count as 4.
-_DTYPE_SIZES = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 9: 8, 10: 1, 14: 2, 17: 2, 19: 2, 22: 4, 23: 8}
-
-
 def dtype_name(dtype: int) -> str:
-    """``DT_FLOAT`` -> ``float32``-style short names, for reports."""
-    enum = _get().DataType
-    value = enum.values_by_number.get(int(dtype))
-    if value is None:
-        return f"dtype({dtype})"
-    short = value.name.removeprefix("DT_").lower()
-    return {"float": "float32", "double": "float64", "half": "float16"}.get(short, short)
+    """:func:`neuroncli.proto.dtypes.dtype_name` (its home; kept here for callers)."""
+    from neuroncli.proto.dtypes import dtype_name as name
+    return name(dtype)
 
 
 def dtype_size(dtype: int) -> int:
-    """Bytes per element of a DataType value (4 when unknown)."""
-    return _DTYPE_SIZES.get(int(dtype) % 100, 4)
+    """:func:`neuroncli.proto.dtypes.dtype_size` (its home; kept here for callers)."""
+    from neuroncli.proto.dtypes import dtype_size as size
+    return size(dtype)
 
 
 def as_graph_def(message: Any) -> Any:

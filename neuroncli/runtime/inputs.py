@@ -16,11 +16,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from neuroncli.errors import UserError
+from neuroncli.proto.dtypes import DT_STRING, numpy_dtype
 
-_NUMPY = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8,
-          7: object, 8: np.complex64, 9: np.int64, 10: np.bool_, 17: np.uint16,
-          18: np.complex128, 19: np.float16, 22: np.uint32, 23: np.uint64}
-DT_STRING = 7
 
 
 @dataclass(frozen=True)
@@ -38,26 +35,17 @@ class TensorSpec:
 
     @property
     def dtype_name(self) -> str:
-        from neuroncli.proto import dtype_name
+        from neuroncli.proto.dtypes import dtype_name
         return dtype_name(self.dtype)
 
     @property
     def is_string(self) -> bool:
-        return self.dtype == 7  # DT_STRING
+        return self.dtype == DT_STRING
 
     @classmethod
     def from_tensor_info(cls, key: str, info: Any) -> TensorSpec:
         from neuroncli.format.neuron_op import shape_from_proto
         return cls(key, info.name, int(info.dtype), shape_from_proto(info.tensor_shape))
-
-
-def numpy_dtype(dtype: int) -> np.dtype:
-    """The numpy dtype of a DataType number (TensorFlow's table for rare types)."""
-    found = _NUMPY.get(int(dtype))
-    if found is not None:
-        return np.dtype(found)
-    from neuroncli.lazy_tf import import_tensorflow
-    return np.dtype(import_tensorflow().dtypes.as_dtype(int(dtype)).as_numpy_dtype)
 
 
 def _fmt(shape: Sequence[int | None] | None) -> str:

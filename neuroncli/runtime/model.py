@@ -24,7 +24,7 @@ import numpy as np
 from neuroncli.errors import UserError
 from neuroncli.format.weights import VARIABLES_PREFIX, variable_handles
 from neuroncli.graph import GraphError
-from neuroncli.proto import dtype_size
+from neuroncli.proto.dtypes import dtype_size
 from neuroncli.runtime import inputs as inputs_mod
 from neuroncli.runtime.cores import NOTHING, Reservation
 from neuroncli.runtime.dispatch import Usage

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from neuroncli.errors import UserError
-from neuroncli.proto import dtype_name
+from neuroncli.proto.dtypes import dtype_name
 from neuroncli.runtime.inputs import TensorSpec
 
 DEFAULT_RTOL = 1e-5
