@@ -34,6 +34,7 @@ from typing import Any, Sequence
 from neuroncli import proto
 from neuroncli.compiler import execcheck, layout
 from neuroncli.format import executable as exe
+from neuroncli.graph import split_tensor
 from neuroncli.lazy_tf import import_tensorflow
 
 _SPLAT_BYTES = 1024  # constants larger than this are replaced by splats for the XLA check
@@ -129,7 +130,7 @@ def optimize(segment: SegmentInput) -> Any:
     from tensorflow.python.grappler import tf_optimizer
     meta = tf.compat.v1.MetaGraphDef()
     meta.graph_def.CopyFrom(segment.graph_def)
-    keep = sorted({n.split(":")[0] for n in (*segment.input_names, *segment.output_names)})
+    keep = sorted({split_tensor(n)[0] for n in (*segment.input_names, *segment.output_names)})
     meta.collection_def["train_op"].node_list.value.extend(keep)
     config = tf.compat.v1.ConfigProto()
     rewrite = config.graph_options.rewrite_options

@@ -24,6 +24,8 @@ from neuroncli import proto
 from neuroncli.compiler.inline import inline_marked_calls
 from neuroncli.compiler.weights import ExtractedWeights, handles_for_placeholders
 from neuroncli.errors import UserError
+from neuroncli.format.weights import VARIABLE_OPS
+from neuroncli.graph import split_tensor
 from neuroncli.lazy_tf import import_tensorflow
 from neuroncli.savedmodel import is_tf2
 
@@ -98,7 +100,7 @@ def _variable_captures(function: Any) -> dict[str, Any]:
     for variable in function.graph.variables:
         for index, handle in enumerate(captured):
             if variable.handle is handle:
-                found[placeholders[index].name.split(":")[0]] = variable
+                found[split_tensor(placeholders[index].name)[0]] = variable
                 break
     return found
 
@@ -144,13 +146,13 @@ def _prune(graph_def: Any, tensors: Any) -> Any:
     """Keep the nodes the given tensors need (data and control inputs), in stored order."""
     by_name = {node.name: node for node in graph_def.node}
     keep: set[str] = set()
-    stack = [t.split(":")[0] for t in tensors]
+    stack = [split_tensor(t)[0] for t in tensors]
     while stack:
         name = stack.pop()
         if name in keep or name not in by_name:
             continue
         keep.add(name)
-        stack.extend(ref.lstrip("^").split(":")[0] for ref in by_name[name].input)
+        stack.extend(split_tensor(ref.lstrip("^"))[0] for ref in by_name[name].input)
     if len(keep) == len(by_name):
         return graph_def
     pruned = proto.GraphDef()
@@ -174,9 +176,9 @@ def _freeze_tf1(model_dir: str, meta_graph: Any, signature: Any, extract: bool) 
             if saver is not None and os.path.exists(prefix + ".index"):
                 saver.restore(sess, prefix)
             outputs = {k: signature.outputs[k].name for k in sorted(signature.outputs)}
-            roots = sorted({name.split(":")[0] for name in outputs.values()})
+            roots = sorted({split_tensor(name)[0] for name in outputs.values()})
             variables = sorted(op.name for op in graph.get_operations()
-                               if op.type in ("VariableV2", "VarHandleOp")) if extract else []
+                               if op.type in VARIABLE_OPS) if extract else []
             frozen = v1.graph_util.convert_variables_to_constants(
                 sess, graph.as_graph_def(), roots, variable_names_blacklist=variables or None)
             graph_def = proto.as_graph_def(frozen)
@@ -184,8 +186,8 @@ def _freeze_tf1(model_dir: str, meta_graph: Any, signature: Any, extract: bool) 
     inputs = {k: signature.inputs[k].name for k in sorted(signature.inputs)}
     present = {node.name for node in graph_def.node}
     for key, name in inputs.items():
-        if name.split(":")[0] not in present:  # input not needed by the outputs: keep it
-            graph_def.node.add().CopyFrom(_placeholder(name.split(":")[0],
+        if split_tensor(name)[0] not in present:  # input not needed by the outputs: keep it
+            graph_def.node.add().CopyFrom(_placeholder(split_tensor(name)[0],
                                                       signature.inputs[key]))
     dtypes = {k: int(signature.inputs[k].dtype) for k in inputs}
     return FrozenGraph(graph_def, inputs, outputs, dtypes, weights)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from neuroncli import proto
+from neuroncli.graph import split_tensor
 from neuroncli.lazy_tf import import_tensorflow
 
 CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
@@ -50,7 +51,7 @@ def inline_marked_calls(graph_def: Any, keep: Iterable[str]) -> Any:
         for key in NO_INLINE_MARKS:
             if key in node.attr:
                 del node.attr[key]
-    nodes = sorted({ref.split(":")[0] for ref in keep})
+    nodes = sorted({split_tensor(ref)[0] for ref in keep})
     meta.collection_def["train_op"].node_list.value.extend(nodes)
     config = tf.compat.v1.ConfigProto()
     rewrite = config.graph_options.rewrite_options

@@ -17,7 +17,7 @@ from typing import Any
 from neuroncli import proto
 from neuroncli.compiler.freeze import FrozenGraph
 from neuroncli.compiler.weights import ExtractedWeights, write_variables
-from neuroncli.graph import Graph
+from neuroncli.graph import Graph, split_tensor
 from neuroncli.savedmodel import copy_model_files, write_saved_model
 
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -50,7 +50,7 @@ def build_saved_model(meta_graph: Any, signature_key: str, signature: Any,
         info = new_sig.inputs[key]
         info.name = name
         info.dtype = signature.inputs[key].dtype
-        node = name.split(":")[0]
+        node = split_tensor(name)[0]
         if node in declared:
             info.tensor_shape.CopyFrom(declared[node].shape)
         else:

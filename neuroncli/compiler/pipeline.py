@@ -23,7 +23,7 @@ from neuroncli.compiler.options import CompileOptions, default_minimum_segment_s
 from neuroncli.compiler.report import CompileReport, build_report
 from neuroncli.errors import UserError
 from neuroncli.format import neuron_op
-from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef
+from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.partition import (
     CallableRule, Plan, SupportPolicy, builder_policy, constant_foldable, default_policy,
     extract_segment, fuse_segment, partition, segment_digest_name,
@@ -196,10 +196,10 @@ def _feed_by_tensor(frozen: FrozenGraph, options: CompileOptions) -> dict[str, A
     if not options.feed:
         return None
     by_key = {k: frozen.inputs[k] for k in frozen.inputs}
-    by_node = {v.split(":")[0]: v for v in frozen.inputs.values()}
+    by_node = {split_tensor(v)[0]: v for v in frozen.inputs.values()}
     feed = weights.read_feeds(frozen.graph_def, frozen.weights)
     for name, value in options.feed.items():
-        tensor = by_key.get(name) or by_node.get(name.split(":")[0])
+        tensor = by_key.get(name) or by_node.get(split_tensor(name)[0])
         if tensor is not None:
             feed[tensor] = value
     return feed
@@ -283,7 +283,7 @@ def _fuse(graph: Graph, results: list, options: CompileOptions,
                                         neuron_op_count=len(ok),
                                         executable_bytes=len(result.executable),
                                         max_duplicates=duplicates)
-        batched = [dynamic and ref.split(":")[0] not in weight_reads
+        batched = [dynamic and split_tensor(ref)[0] not in weight_reads
                    for ref in extracted.input_refs]
         graph_def_bytes = extracted.graph_def.SerializeToString(deterministic=True)
         spec = neuron_op.NeuronOpSpec(

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from neuroncli.compiler.weights import VARIABLE_OPS
+from neuroncli.format.weights import HANDLE_OP, READ_OP, VARIABLE_OPS
 from neuroncli.errors import UserError
+from neuroncli.graph import split_tensor
 
 #: What restoring variables and creating/initializing lookup tables legitimately run.
 LOAD_TIME_OPS = frozenset({
     "Const", "Identity", "IdentityN", "NoOp", "Placeholder", "PlaceholderWithDefault",
-    "VariableV2", "Variable", "VarHandleOp", "Assign", "AssignVariableOp", "ReadVariableOp",
+    *VARIABLE_OPS, "Assign", "AssignVariableOp", READ_OP,
     "VarIsInitializedOp", "IsVariableInitialized",
     "RestoreV2", "Restore", "RestoreSlice", "StringJoin", "ShardedFilename",
     "HashTable", "HashTableV2", "MutableHashTableV2", "MutableHashTableOfTensorsV2",
@@ -35,12 +36,12 @@ LOAD_TIME_OPS = frozenset({
 })
 #: Stateful ops the shape pass may still run: inputs, constants and variable reads.
 _HARMLESS_STATEFUL = frozenset({"Placeholder", "PlaceholderWithDefault", "Const",
-                                "VarHandleOp", "ReadVariableOp"})
+                                HANDLE_OP, READ_OP})
 _INITIALIZERS = ("_create_resource", "_initialize")
 
 
 def _name(ref: str) -> str:
-    return ref.lstrip("^").split(":")[0]
+    return split_tensor(ref.lstrip("^"))[0]
 
 
 def _closure(nodes: dict[str, Any], roots: Iterable[str]) -> Iterator[Any]:

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from neuroncli.compiler.sandbox import side_effect_free
 from neuroncli.errors import UserError
-from neuroncli.graph import Graph
+from neuroncli.graph import Graph, split_tensor
 
 Shape = tuple
 
@@ -33,7 +33,7 @@ def _lookup_key(name: str, signature: Any, source: str) -> str:
         return name
     for key in sorted(signature.inputs):  # also accept the tensor or node name
         tensor = signature.inputs[key].name
-        if name in (tensor, tensor.split(":")[0]):
+        if name in (tensor, split_tensor(tensor)[0]):
             return key
     known = ", ".join(sorted(signature.inputs)) or "none"
     raise UserError(f"{source} names {name!r}, which is not an input of the signature; "
@@ -105,7 +105,7 @@ def resolve_input_shapes(signature: Any, *, batch_size: int | None = 1,
 def set_placeholder_shapes(graph_def: Any, tensors: Mapping[str, str],
                            shapes: Mapping[str, Shape | None]) -> None:
     """Write the resolved shapes into the frozen graph's Placeholder nodes (in place)."""
-    by_node = {tensors[k].split(":")[0]: shapes[k] for k in tensors if k in shapes}
+    by_node = {split_tensor(tensors[k])[0]: shapes[k] for k in tensors if k in shapes}
     for node in graph_def.node:
         shape = by_node.get(node.name)
         if node.op != "Placeholder" or shape is None:

@@ -23,13 +23,13 @@ from typing import Any, Mapping
 from neuroncli.errors import UserError
 from neuroncli.format.instances import GIB, INSTANCE_TYPES
 from neuroncli.format.placement import MAX_CORES
-from neuroncli.format.weights import VARIABLES_PREFIX
+from neuroncli.format.weights import VARIABLE_OPS, VARIABLES_PREFIX
+from neuroncli.graph import split_tensor
 from neuroncli.proto.dtypes import dtype_size
 
 PROTOBUF_LIMIT = 2**31 - 1
 #: How many times a frozen weight appears in a compiled saved_model.pb (graph_def + program).
 COPIES_IN_COMPILED_MODEL = 2
-VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def handles_for_placeholders(graph_def: Any, values: Mapping[str, Any]) -> None:
     for node in graph_def.node:
         for i, ref in enumerate(node.input):
             source = _handle_behind(ref, by_name, values)
-            if source is not None and source != ref.split(":")[0]:
+            if source is not None and source != split_tensor(ref)[0]:
                 node.input[i] = source
 
 
@@ -116,9 +116,9 @@ def _handle_behind(ref: str, by_name: Mapping[str, Any], values: Mapping[str, An
     """The handle a data input ``ref`` reads through ``Identity`` nodes, if any."""
     if ref.startswith("^"):
         return None
-    node = by_name.get(ref.split(":")[0])
+    node = by_name.get(split_tensor(ref)[0])
     while node is not None and node.op == "Identity" and node.input:
-        node = by_name.get(node.input[0].split(":")[0])
+        node = by_name.get(split_tensor(node.input[0])[0])
     return node.name if node is not None and node.name in values else None
 
 

@@ -13,6 +13,11 @@ import os
 from typing import Any
 
 VARIABLES_PREFIX = os.path.join("variables", "variables")
+#: The op of a resource variable's handle, and the op that reads its value.
+HANDLE_OP = "VarHandleOp"
+READ_OP = "ReadVariableOp"
+#: Ops that hold a variable: TF2 resource handles and TF1 reference variables.
+VARIABLE_OPS = frozenset({HANDLE_OP, "VariableV2", "Variable"})
 #: Ops that change a variable: a model that has any cannot treat its reads as constants.
 WRITER_OPS = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp",
                         "ResourceScatterUpdate", "ResourceScatterAdd", "ResourceScatterSub",
@@ -23,5 +28,5 @@ WRITER_OPS = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignSubVar
 
 def variable_handles(graph_def: Any) -> list[Any]:
     """The ``VarHandleOp`` nodes of a compiled graph, sorted by name."""
-    return sorted((n for n in graph_def.node if n.op == "VarHandleOp"), key=lambda n: n.name)
+    return sorted((n for n in graph_def.node if n.op == HANDLE_OP), key=lambda n: n.name)
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from neuroncli.errors import UsageError
 from neuroncli.graph.convert import node_to_nodedef
+from neuroncli.format.weights import READ_OP, VARIABLE_OPS
 from neuroncli.graph.ir import Node
 
 # Operators AWS's compiler accepts by default (shared/NEURON_FORMAT.md, verbatim).
@@ -95,7 +96,7 @@ _OP_NAME = re.compile(r"_?[A-Z][A-Za-z0-9_]*")
 # Op families that never run on the device, with a more useful reason than "unsupported".
 _CPU_ONLY_FAMILIES: dict[str, str] = {
     "Placeholder": "signature input",
-    **dict.fromkeys(("VariableV2", "Variable", "VarHandleOp", "ReadVariableOp",
+    **dict.fromkeys((*sorted(VARIABLE_OPS), READ_OP,
                      "AssignVariableOp", "ResourceGather", "VarIsInitializedOp"),
                     "variable/resource op {op} stays on CPU"),
     **dict.fromkeys(("Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond",

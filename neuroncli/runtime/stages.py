@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence, Union
 
 from neuroncli import proto
 from neuroncli.format.neuron_op import shape_proto
-from neuroncli.format.weights import WRITER_OPS
+from neuroncli.format.weights import HANDLE_OP, READ_OP, WRITER_OPS
 from neuroncli.graph import Graph, Node, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.runtime.program import Program
 
@@ -41,7 +41,7 @@ _ALIAS_OPS = frozenset({"Identity", "Snapshot", "StopGradient", "PreventGradient
 # Ops whose value never changes between calls when their inputs don't: a stage made only of
 # them is evaluated once at load, and NoOps over them are not worth running as targets.
 _PURE_OPS = _ALIAS_OPS | {"Const", "IdentityN", "NoOp"}
-_VARIABLE_READ_OPS = frozenset({"VarHandleOp", "ReadVariableOp"})
+_VARIABLE_READ_OPS = frozenset({HANDLE_OP, READ_OP})
 
 
 @dataclass(frozen=True)
