@@ -37,7 +37,8 @@ def _input_shapes(model_dir: Path) -> list[list[int]]:
 def test_positional_call_in_aws_order(tmp_path: Path) -> None:
     counts = neuroncli.saved_model.compile(DENSE, tmp_path / "out", 3, None, None, ["serve"],
                                            "serving_default", 2, None, [], None)
-    assert set(counts) >= {"OnNeuronRatio"} and 0 < counts["OnNeuronRatio"] <= 1
+    assert (counts["ops_on_neuron"], counts["ops_total"], counts["neuron_ops"]) == (19, 26, 1)
+    assert counts["OnNeuronRatio"] == 19 / 26
     assert _input_shapes(tmp_path / "out") == [[3, 16]]
 
 
