@@ -6,7 +6,7 @@ import random
 
 from neuroncli.format.neuron_op import NeuronOpSpec
 from neuroncli.graph import Graph, Node
-from neuroncli.partition import Plan, SegmentGraph
+from neuroncli.partition import SegmentPlan, SegmentGraph
 
 FLOAT, DOUBLE, INT32, STRING, INT64, RESOURCE = 1, 2, 3, 7, 9, 20
 
@@ -34,11 +34,11 @@ def build(*specs: str, dtypes: dict[str, list[int | None] | None] | None = None)
     return Graph(nodes)
 
 
-def segment_sets(plan: Plan) -> list[set[str]]:
+def segment_sets(plan: SegmentPlan) -> list[set[str]]:
     return [set(s.nodes) for s in plan.segments]
 
 
-def reason_of(plan: Plan, name: str) -> str:
+def reason_of(plan: SegmentPlan, name: str) -> str:
     return next(r for r, names in plan.cpu_nodes.items() if name in names)
 
 

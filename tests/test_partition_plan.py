@@ -9,7 +9,7 @@ from test_partition_helpers import build, reason_of, segment_sets
 
 from neuroncli.errors import UserError
 from neuroncli.partition import (
-    NOTHING_TO_COMPUTE_REASON, Plan, Segment, default_policy, filter_segments, partition,
+    NOTHING_TO_COMPUTE_REASON, SegmentPlan, Segment, default_policy, filter_segments, partition,
     propose_segments,
 )
 
@@ -88,7 +88,7 @@ def test_str_and_json() -> None:
 def test_plan_is_frozen_and_segment_of() -> None:
     g = build("x=Placeholder()", "a=Relu(x)", "u=CpuOnly(a)", "b=Relu(u)")
     plan = partition(g, POLICY)
-    assert isinstance(plan, Plan)
+    assert isinstance(plan, SegmentPlan)
     assert plan.segment_of() == {"a": 0, "b": 1}
     with pytest.raises(AttributeError):
         plan.segments = ()  # type: ignore[misc]

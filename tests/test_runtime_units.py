@@ -18,7 +18,7 @@ from neuroncli.format.instances import GIB
 from neuroncli.runtime import batching, instance, placement
 from neuroncli.runtime.cores import CorePool, Reservation
 from neuroncli.runtime.program import Program
-from neuroncli.runtime.stages import CpuStage, NeuronStep, plan
+from neuroncli.runtime.stages import CpuStage, NeuronStep, schedule_call
 from neuroncli.runtime.verify import compare
 
 
@@ -236,7 +236,7 @@ def test_plan_stages_around_neuron_ops() -> None:
     _node(graph, "nop_b", "NeuronOp", "mid", "^pre")
     _node(graph, "out", "Identity", "nop_b")
     programs = [program("nop_a", inputs=("pre:0",)), program("nop_b", inputs=("mid:0",))]
-    result, host = plan(graph, programs, {"x": "x:0"}, {"y": "out:0"})
+    result, host = schedule_call(graph, programs, {"x": "x:0"}, {"y": "out:0"})
     kinds = [(type(s).__name__, getattr(s, "index", getattr(s, "program", None)))
              for s in result.steps]
     assert kinds == [("CpuStage", 0), ("NeuronStep", 0), ("CpuStage", 1), ("NeuronStep", 1)]
@@ -255,7 +255,7 @@ def test_plan_binds_constant_inputs() -> None:
     _node(graph, "w", "Const")
     _node(graph, "w_read", "Identity", "w")
     _node(graph, "nop", "NeuronOp", "x", "w_read")
-    result, _ = plan(graph, [program("nop", shapes=((1, 4), (4, 4)), axes=(-1, -1),
+    result, _ = schedule_call(graph, [program("nop", shapes=((1, 4), (4, 4)), axes=(-1, -1),
                                      inputs=("x:0", "w_read:0"))],
                      {"x": "x:0"}, {"y": "nop:0"})
     assert result.bound == ((1,),)

@@ -25,7 +25,7 @@ from neuroncli.errors import UserError
 from neuroncli.format import neuron_op
 from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.partition import (
-    CallableRule, Plan, SupportPolicy, builder_policy, constant_foldable, default_policy,
+    CallableRule, SegmentPlan, SupportPolicy, builder_policy, constant_foldable, default_policy,
     extract_segment, fuse_segment, partition, segment_digest_name,
 )
 from neuroncli.partition.names import restore_output_names
@@ -62,7 +62,7 @@ class CompiledGraph:
 
     frozen: FrozenGraph
     shaped: Any
-    plan: Plan
+    plan: SegmentPlan
     results: list
     names: dict[int, str]
     mapping: dict[str, str]
@@ -127,7 +127,7 @@ def supported_op_types_label(options: CompileOptions) -> str:
     return label + (", and constant-foldable nodes" if options.fuse_foldable_nodes else "")
 
 
-def _log_compile(plan: Plan, results: list, verbose: int) -> None:
+def _log_compile(plan: SegmentPlan, results: list, verbose: int) -> None:
     """``--verbose LEVEL``: 1 warns of every CPU fallback, 2 adds each segment's compile log,
     3 the whole partition plan.  Lines go to the ``neuroncli`` logger, which the level lowers
     for them so they show without ``-v``."""
@@ -234,7 +234,7 @@ def _compiled_batch(options: CompileOptions,
     return options
 
 
-def _compile_segments(graph: Graph, plan: Plan, options: CompileOptions,
+def _compile_segments(graph: Graph, plan: SegmentPlan, options: CompileOptions,
                       progress: Progress | None) -> list[tuple[Any, Any, Any]]:
     """``(segment, CompiledSegment, extracted)`` per segment, in plan order."""
     bopts = backend.BackendOptions(batch_size=options.batch_size,

@@ -1,7 +1,7 @@
 """Partitioning: choose the segments that become ``NeuronOp`` nodes, and (un)fuse them.
 
 Two visible stages, as in torch.fx: :func:`propose_segments` / :func:`partition` return a
-plain :class:`Plan` (print it, dump it, test it); :func:`extract_segment` and
+plain :class:`SegmentPlan` (print it, dump it, test it); :func:`extract_segment` and
 :func:`fuse_segment` then rewrite the graph one segment at a time, and
 :func:`expand_neuron_ops` undoes that.  Pure Python and protobuf: never imports TensorFlow.
 """
@@ -12,7 +12,7 @@ from neuroncli.partition.fuse import (
 )
 from neuroncli.partition.foldable import SHAPE_QUERY_OPS, constant_foldable
 from neuroncli.partition.plan import (
-    NOTHING_TO_COMPUTE_REASON, UNCOUNTED_OPS, Plan, Segment, filter_segments,
+    NOTHING_TO_COMPUTE_REASON, UNCOUNTED_OPS, SegmentPlan, Segment, filter_segments,
     keep_dominant_segment,
 )
 from neuroncli.partition.propose import (
@@ -32,7 +32,7 @@ __all__ = [
     "Decision", "Rule", "OpTypeRule", "DenyNames", "AllowNames", "CallableRule", "RefuseAll",
     "chain", "any_chain", "SupportPolicy", "default_policy", "builder_policy", "OpSet",
     "resolve_op_set", "cpu_only_reason", "constant_foldable",
-    "Segment", "Plan", "propose_segments", "filter_segments", "keep_dominant_segment",
+    "Segment", "SegmentPlan", "propose_segments", "filter_segments", "keep_dominant_segment",
     "partition",
     "SegmentGraph", "extract_segment", "fuse_segment", "segment_digest_name",
     "expand_neuron_ops", "expansion_map",

@@ -1,6 +1,6 @@
 """The partition plan: which nodes form which segment, and why every other node stays on CPU.
 
-A :class:`Plan` is plain data: it can be printed (``str(plan)``), dumped (:meth:`Plan.to_json`)
+A :class:`SegmentPlan` is plain data: it can be printed (``str(plan)``), dumped (:meth:`SegmentPlan.to_json`)
 and tested without touching a graph.  :func:`~neuroncli.partition.propose.propose_segments`
 makes one; :func:`filter_segments` sends segments that are too small (or have nothing to
 compute) back to CPU, recording the reason for each of their nodes.
@@ -55,7 +55,7 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class Plan:
+class SegmentPlan:
     """Segments plus every other node under the reason it stays on CPU.
 
     segments: the segments, indexed 0..n-1.
@@ -120,19 +120,19 @@ def check_minimum_segment_size(minimum_segment_size: int) -> None:
                          f"got {minimum_segment_size!r}")
 
 
-def filter_segments(plan_or_candidates: Plan | Sequence[Segment],
-                    minimum_segment_size: int) -> Plan:
+def filter_segments(plan_or_candidates: SegmentPlan | Sequence[Segment],
+                    minimum_segment_size: int) -> SegmentPlan:
     """Send small or computation-free segments back to CPU; renumber the rest.
 
     Dropping whole segments cannot create a cycle or a new boundary crossing (see
     :mod:`neuroncli.partition.propose`), so no re-proposal is needed.
     """
     check_minimum_segment_size(minimum_segment_size)
-    if isinstance(plan_or_candidates, Plan):
+    if isinstance(plan_or_candidates, SegmentPlan):
         plan = plan_or_candidates
     else:
         segments = tuple(plan_or_candidates)
-        plan = Plan(segments, {}, sum(len(s.nodes) for s in segments))
+        plan = SegmentPlan(segments, {}, sum(len(s.nodes) for s in segments))
     cpu: dict[str, list[str]] = {r: list(n) for r, n in plan.cpu_nodes.items()}
     kept: list[Segment] = []
     for segment in plan.segments:
@@ -146,7 +146,7 @@ def filter_segments(plan_or_candidates: Plan | Sequence[Segment],
             kept.append(segment)  # already numbered right; replace() is slow on 100k segments
         else:
             kept.append(replace(segment, index=len(kept)))
-    return Plan(tuple(kept), sorted_cpu_nodes(cpu), plan.node_count)
+    return SegmentPlan(tuple(kept), sorted_cpu_nodes(cpu), plan.node_count)
 
 
 def check_prune_ratio(ratio: float) -> None:
@@ -156,7 +156,7 @@ def check_prune_ratio(ratio: float) -> None:
                          f"got {ratio!r}")
 
 
-def keep_dominant_segment(plan: Plan, ratio: float) -> Plan:
+def keep_dominant_segment(plan: SegmentPlan, ratio: float) -> SegmentPlan:
     """AWS's ``prune_small_subgraphs_ratio``: when more than one segment remains and the
     largest holds more than ``ratio`` of the segmented nodes (every node counted, as AWS
     does), only the largest stays (the first one on a tie); the others go back to CPU.
@@ -175,4 +175,4 @@ def keep_dominant_segment(plan: Plan, ratio: float) -> Plan:
     for segment in plan.segments:
         if segment is not largest:
             cpu.setdefault(reason, []).extend(segment.nodes)
-    return Plan((replace(largest, index=0),), sorted_cpu_nodes(cpu), plan.node_count)
+    return SegmentPlan((replace(largest, index=0),), sorted_cpu_nodes(cpu), plan.node_count)

@@ -1,7 +1,7 @@
 """Propose segments: group supported nodes so that each group can become one ``NeuronOp``.
 
 Requires: a valid, acyclic :class:`~neuroncli.graph.Graph` (dtypes from shape inference are
-used when present).  Ensures: a :class:`~neuroncli.partition.plan.Plan` whose segments are
+used when present).  Ensures: a :class:`~neuroncli.partition.plan.SegmentPlan` whose segments are
 disjoint, each convex, and whose contraction leaves the graph acyclic -- for *any* subset of
 the segments, so :func:`~neuroncli.partition.plan.filter_segments` and compile failures can
 drop segments freely.  Runs in O((V + E) * rounds); rounds is almost always 1 or 2.
@@ -53,7 +53,7 @@ from typing import Iterable
 from neuroncli.graph.ir import Graph, GraphError, split_tensor, tensor_ref
 from neuroncli.partition.index import GraphIndex, build_index, paused_gc
 from neuroncli.partition.plan import (
-    Plan, Segment, check_minimum_segment_size, check_prune_ratio, filter_segments,
+    SegmentPlan, Segment, check_minimum_segment_size, check_prune_ratio, filter_segments,
     keep_dominant_segment, sorted_cpu_nodes,
 )
 from neuroncli.partition.support import Decision, Rule
@@ -70,7 +70,7 @@ BadEdge = tuple[int, int, str, str]
 
 
 def propose_segments(graph: Graph, policy: Rule, *, protected: Iterable[str] = (),
-                     graph_outputs: Iterable[str] = ()) -> Plan:
+                     graph_outputs: Iterable[str] = ()) -> SegmentPlan:
     """Candidate segments (unfiltered) and the reason for every other node; see module doc.
 
     ``policy`` is a :class:`~neuroncli.partition.support.SupportPolicy` or any rule; a
@@ -82,7 +82,7 @@ def propose_segments(graph: Graph, policy: Rule, *, protected: Iterable[str] = (
 
 
 def _propose(graph: Graph, policy: Rule, protected: frozenset[str],
-             graph_outputs: Iterable[str]) -> Plan:
+             graph_outputs: Iterable[str]) -> SegmentPlan:
     index = build_index(graph)
     outputs = _graph_output_refs(index, graph_outputs)
     forced_names = frozenset(getattr(policy, "forced", ()))
@@ -107,7 +107,7 @@ def _propose(graph: Graph, policy: Rule, protected: frozenset[str],
 
 def partition(graph: Graph, policy: Rule, *, minimum_segment_size: int = 1,
               graph_outputs: Iterable[str] = (), protected: Iterable[str] = (),
-              prune_small_subgraphs_ratio: float = 0.0) -> Plan:
+              prune_small_subgraphs_ratio: float = 0.0) -> SegmentPlan:
     """Propose, filter, then (ratio > 0) keep only a dominant segment: the plan that is
     compiled (:func:`~neuroncli.partition.plan.keep_dominant_segment`)."""
     check_minimum_segment_size(minimum_segment_size)  # before any work
@@ -299,7 +299,7 @@ def _boundary_removals(bad_edges: list[BadEdge], incident: dict[int, list[BadEdg
 
 
 def _plan(index: GraphIndex, seg: list[int], reasons: list[str | None],
-          outputs: dict[str, int]) -> Plan:
+          outputs: dict[str, int]) -> SegmentPlan:
     """Turn roots into numbered :class:`Segment` objects plus the CPU reasons."""
     groups: list[list[int]] = []
     sid = [-1] * len(seg)
@@ -328,7 +328,7 @@ def _plan(index: GraphIndex, seg: list[int], reasons: list[str | None],
     for ref, p in outputs.items():
         if sid[p] >= 0:
             outs[sid[p]][ref] = (rank[p], split_tensor(ref)[1])
-    return Plan(_segment_objects(index, groups, ins, outs), _cpu_nodes(index, reasons),
+    return SegmentPlan(_segment_objects(index, groups, ins, outs), _cpu_nodes(index, reasons),
                 len(seg))
 
 

@@ -9,7 +9,7 @@ with its original.  ``reference`` runs an original SavedModel in TensorFlow.
 ``import neuroncli.runtime`` does not import TensorFlow: the names below load on first use.
 
 Modules: ``instance`` (instance types, visible cores), ``cores`` (NeuronCore, CorePool),
-``program`` (NeuronOps as programs), ``placement`` (replica rules), ``stages`` (call plan),
+``program`` (NeuronOps as programs), ``placement`` (replica rules), ``stages`` (call schedule),
 ``host`` (the TF session), ``batching`` (shapes and dynamic batch), ``dispatch`` (round robin,
 timeouts, failures), ``executor`` (one call), ``model`` (load, NeuronModel), ``simulator``
 (NeuronRuntime), ``inputs`` (binding, random inputs), ``verify``.

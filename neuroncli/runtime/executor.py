@@ -1,6 +1,6 @@
 """Run one call of a loaded model: CPU stages in TensorFlow, NeuronOps on simulated cores.
 
-Values travel between the steps of the :class:`~neuroncli.runtime.stages.ExecutionPlan` in a
+Values travel between the steps of the :class:`~neuroncli.runtime.stages.CallSchedule` in a
 dict keyed by tensor name.  A NeuronOp step checks its input shapes, splits a dynamic batch
 into shards, sends each shard to a replica through the program's
 :class:`~neuroncli.runtime.dispatch.Dispatcher` (shards of one call run concurrently when the
@@ -22,18 +22,18 @@ from neuroncli.runtime import batching
 from neuroncli.runtime.dispatch import Dispatcher, Group, UsageCounter
 from neuroncli.runtime.host import HostSession, Runner, first_line
 from neuroncli.runtime.program import Program
-from neuroncli.runtime.stages import CpuStage, ExecutionPlan
+from neuroncli.runtime.stages import CpuStage, CallSchedule
 from neuroncli.runtime.cores import CorePool
 
 
 class Executor:
     """The runnable form of one loaded model."""
 
-    def __init__(self, plan: ExecutionPlan, programs: Sequence[Program], host: HostSession,
+    def __init__(self, schedule: CallSchedule, programs: Sequence[Program], host: HostSession,
                  pool: CorePool, replicas: Sequence[Group],
                  timeout: Callable[[], float]) -> None:
-        self.plan = plan
-        self.free = [tuple(i for i in range(len(p.inputs)) if i not in set(plan.bound[n]))
+        self.schedule = schedule
+        self.free = [tuple(i for i in range(len(p.inputs)) if i not in set(schedule.bound[n]))
                      for n, p in enumerate(programs)]
         # What the executor sees of each program: only the inputs it feeds.
         self.programs = tuple(_fed_view(p, free) for p, free in zip(programs, self.free))
@@ -43,17 +43,17 @@ class Executor:
                             for p in programs]
         self._stage_runners: dict[int, Runner] = {
             step.index: host.runner(step.feeds, step.fetches, step.targets)
-            for step in plan.steps if isinstance(step, CpuStage)}
+            for step in schedule.steps if isinstance(step, CpuStage)}
         self._program_runners = [host.program_runner(i, p, self.free[i])
                                  for i, p in enumerate(programs)]
         self._out_dtypes = [[host.numpy_dtype(d) for d in p.output_dtypes] for p in programs]
         # Of the fed inputs only, like the arrays run_program converts (bound ones are not fed).
         self._in_dtypes = [[host.numpy_dtype(d) for d in p.input_dtypes] for p in self.programs]
-        self._input_keys = {plan.resolve(t): k for k, t in plan.inputs.items()}
+        self._input_keys = {schedule.resolve(t): k for k, t in schedule.inputs.items()}
         self._shards: ThreadPoolExecutor | None = None
         self._shards_lock = threading.Lock()
         self._constants: dict[str, Any] = {}
-        for step in plan.steps:
+        for step in schedule.steps:
             if isinstance(step, CpuStage) and step.constant:
                 self._constants.update(zip(step.fetches, self._run_stage(step, [])))
 
@@ -73,9 +73,9 @@ class Executor:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``feeds``: signature key -> converted array.  Returns key -> output array."""
         values: dict[str, Any] = dict(self._constants)
-        values.update((self.plan.inputs[k], v) for k, v in feeds.items())
+        values.update((self.schedule.inputs[k], v) for k, v in feeds.items())
         lookup = self._lookup(values)
-        for step in self.plan.steps:
+        for step in self.schedule.steps:
             if isinstance(step, CpuStage):
                 if step.constant:
                     continue
@@ -85,11 +85,11 @@ class Executor:
                 program = self.programs[step.program]
                 outs = self.run_program(step.program, [lookup(t) for t in program.inputs])
                 values.update(zip(program.outputs, outs))
-        return {key: np.asarray(lookup(t)) for key, t in self.plan.outputs.items()}
+        return {key: np.asarray(lookup(t)) for key, t in self.schedule.outputs.items()}
 
     def _lookup(self, values: Mapping[str, Any]) -> Callable[[str], Any]:
         def lookup(tensor: str) -> Any:
-            resolved = self.plan.resolve(tensor)
+            resolved = self.schedule.resolve(tensor)
             try:
                 return values[resolved]
             except KeyError:
@@ -114,10 +114,10 @@ class Executor:
         """Execute NeuronOp ``index`` on its cores, sharding a dynamic batch."""
         program = self.programs[index]
         arrays = [_as_array(a, d) for a, d in zip(arrays, self._in_dtypes[index])]
-        plan = batching.check(program, arrays, self._input_keys)
-        if plan.batch == 0:
+        batch = batching.check(program, arrays, self._input_keys)
+        if batch.batch == 0:
             return batching.empty_outputs(program, self._out_dtypes[index])
-        shards = batching.split(program, arrays, plan)
+        shards = batching.split(program, arrays, batch)
         dispatcher = self.dispatchers[index]
         if len(shards) == 1 or len(dispatcher.replicas) == 1:
             results = [self._execute(index, shard) for shard in shards]
@@ -127,7 +127,7 @@ class Executor:
             futures = [pool.submit(self._execute, index, shard, group)
                        for shard, group in zip(shards, groups)]
             results = [future.result() for future in futures]
-        return batching.merge(program, results, plan)
+        return batching.merge(program, results, batch)
 
     def _execute(self, index: int, shard: list[np.ndarray],
                  group: Group | None = None) -> list[np.ndarray]:

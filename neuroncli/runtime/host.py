@@ -40,7 +40,7 @@ from neuroncli import proto
 from neuroncli.errors import UserError
 from neuroncli.lazy_tf import import_tensorflow
 from neuroncli.runtime.program import Program
-from neuroncli.runtime.stages import ExecutionPlan
+from neuroncli.runtime.stages import CallSchedule
 
 log = logging.getLogger("neuroncli")
 _OVERRIDE_ENV = "TF_OVERRIDE_GLOBAL_THREADPOOL"
@@ -148,10 +148,10 @@ class HostSession:
     """The graph and session of one loaded model.
 
     Programs are imported once per distinct (payload, bound inputs) pair; a bound input's
-    placeholder is wired to the host graph's constant tensor (``plan.bound``).
+    placeholder is wired to the host graph's constant tensor (``schedule.bound``).
     """
 
-    def __init__(self, plan: ExecutionPlan, host_graph_def: Any, programs: Sequence[Program],
+    def __init__(self, schedule: CallSchedule, host_graph_def: Any, programs: Sequence[Program],
                  payloads: Mapping[str, bytes], *, cores: int, core_threads: int,
                  host_threads: int, weights: Weights | None = None) -> None:
         self.tf = tensorflow()
@@ -160,7 +160,7 @@ class HostSession:
         self._scopes: list[str] = []
         with self.graph.as_default():
             self.tf.graph_util.import_graph_def(host_graph_def, name="")
-            self._import_programs(plan, programs, payloads)
+            self._import_programs(schedule, programs, payloads)
             restore = self._restore_op(weights) if weights else None
         self.graph.finalize()
         config = self.tf.compat.v1.ConfigProto(
@@ -197,12 +197,12 @@ class HostSession:
                             f"({first_line(exc)}): copy the whole compiled model directory, "
                             "variables/ included, or compile it again") from None
 
-    def _import_programs(self, plan: ExecutionPlan, programs: Sequence[Program],
+    def _import_programs(self, schedule: CallSchedule, programs: Sequence[Program],
                          payloads: Mapping[str, bytes]) -> None:
         imported: dict[tuple, str] = {}
         for index, program in enumerate(programs):
-            bound = plan.bound[index] if plan.bound else ()
-            input_map = {program.header.input_names[i]: plan.resolve(program.inputs[i])
+            bound = schedule.bound[index] if schedule.bound else ()
+            input_map = {program.header.input_names[i]: schedule.resolve(program.inputs[i])
                          for i in bound}
             key = (program.digest, tuple(sorted(input_map.items())))
             if key not in imported:

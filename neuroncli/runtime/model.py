@@ -32,7 +32,7 @@ from neuroncli.runtime.inputs import TensorSpec
 from neuroncli.runtime.placement import ReplicaLayout, place
 from neuroncli.runtime.program import Program, read_programs
 from neuroncli.runtime.simulator import NeuronRuntime, default_runtime
-from neuroncli.runtime.stages import ExecutionPlan, plan as plan_call
+from neuroncli.runtime.stages import CallSchedule, schedule_call
 from neuroncli.savedmodel import read_saved_model, select_meta_graph, select_signature
 from neuroncli.savedmodel.reader import refuse_uncompiled
 
@@ -114,13 +114,13 @@ class NeuronModel:
     """A compiled model loaded on simulated cores.  Call it with the signature's inputs."""
 
     def __init__(self, model_dir: str, signature: Signature, programs: Iterable[Program],
-                 plan: ExecutionPlan, runtime: NeuronRuntime, placement: ReplicaLayout,
+                 schedule: CallSchedule, runtime: NeuronRuntime, placement: ReplicaLayout,
                  reservation: Reservation, timeout: CallTimeout, executor: Executor,
                  saved_model: Any = None) -> None:
         self.model_dir = model_dir
         self.signature = signature
         self.programs = tuple(programs)
-        self.plan = plan
+        self.schedule = schedule
         self.runtime = runtime
         self.placement = placement
         self._timeout = timeout
@@ -150,10 +150,10 @@ class NeuronModel:
         compiled: dict[str, tuple] = {}
         for program in self.programs:
             for tensor, shape in zip(program.inputs, program.input_shapes):
-                compiled.setdefault(self.plan.resolve(tensor), shape)
+                compiled.setdefault(self.schedule.resolve(tensor), shape)
         shapes = {}
         for key, spec in self.signature.inputs.items():
-            known = compiled.get(self.plan.resolve(self.plan.inputs[key]))
+            known = compiled.get(self.schedule.resolve(self.schedule.inputs[key]))
             shapes[key] = _concrete(spec, known, batch)
         return shapes
 
@@ -192,7 +192,7 @@ class NeuronModel:
             pool = self.runtime.pool
             placement = place(self.programs, pool.usage(exclude=self._reservation),
                               start_nc=start_nc, nc_count=nc_count)
-            reservation = _reservation(self.programs, placement, self.plan.bound)
+            reservation = _reservation(self.programs, placement, self.schedule.bound)
             pool.reserve(f"model {self.model_dir}", reservation, release=self._reservation)
             self._reservation = reservation
             self.placement = placement
@@ -289,9 +289,9 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
         start_nc, nc_count = current() or (None, None)
     path = os.fspath(model_dir)
     parts = _read(path, signature_def_key, tags, saved_model)
-    signature, programs, plan = parts.signature, parts.programs, parts.plan
+    signature, programs, schedule = parts.signature, parts.programs, parts.schedule
     placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)
-    reservation = _reservation(programs, placement, plan.bound)
+    reservation = _reservation(programs, placement, schedule.bound)
     runtime.pool.reserve(f"model {path}", reservation)
     call_timeout = CallTimeout(timeout, runtime)
     executor = None
@@ -306,7 +306,7 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
             executor.close()
         runtime.pool.release(reservation)
         raise
-    model = NeuronModel(path, signature, programs, plan, runtime, placement, reservation,
+    model = NeuronModel(path, signature, programs, schedule, runtime, placement, reservation,
                         call_timeout, executor, saved_model)
     runtime.register(model)
     return model
@@ -317,14 +317,14 @@ class _Parts:
     """What :func:`load` reads from a compiled SavedModel, before anything is placed.
 
     signature: the signature served.  programs: the NeuronOps' programs, in graph order.
-    plan: how one call runs.  host_graph_def: the CPU side, NeuronOps as stand-ins.
+    schedule: how one call runs.  host_graph_def: the CPU side, NeuronOps as stand-ins.
     payloads: program index -> optimized subgraph (handed to the host session, then dropped).
     weights: the variables to restore (``--extract-weights``), or None.
     """
 
     signature: Signature
     programs: tuple[Program, ...]
-    plan: ExecutionPlan
+    schedule: CallSchedule
     host_graph_def: Any
     payloads: dict
     weights: Weights | None
@@ -335,11 +335,11 @@ def _build_executor(parts: _Parts, runtime: NeuronRuntime, placement: ReplicaLay
     """The TensorFlow session (:mod:`~neuroncli.runtime.host`) and the executor over it."""
     from neuroncli.runtime.executor import Executor
     from neuroncli.runtime.host import HostSession
-    host = HostSession(parts.plan, parts.host_graph_def, parts.programs, parts.payloads,
+    host = HostSession(parts.schedule, parts.host_graph_def, parts.programs, parts.payloads,
                        cores=len(runtime.pool), core_threads=runtime.core_threads,
                        host_threads=runtime.host_threads, weights=parts.weights)
     parts.payloads.clear()  # the session holds the graphs now; the bytes can go
-    return Executor(parts.plan, parts.programs, host, runtime.pool, placement.replicas,
+    return Executor(parts.schedule, parts.programs, host, runtime.pool, placement.replicas,
                     timeout)
 
 
@@ -357,13 +357,13 @@ def _read(path: str, key: str | None, tags: Iterable[str] | None, saved_model: A
          for k in sorted(signature_def.outputs)})
     programs, payloads = read_programs(meta_graph.graph_def)
     try:
-        plan, host_graph_def = plan_call(meta_graph.graph_def, programs,
+        schedule, host_graph_def = schedule_call(meta_graph.graph_def, programs,
                                          {k: s.name for k, s in signature.inputs.items()},
                                          {k: s.name for k, s in signature.outputs.items()})
     except (GraphError, KeyError) as exc:
         raise UserError(f"{path}: the compiled graph is malformed ({exc}): recompile the "
                         "model") from None
-    return _Parts(signature, tuple(programs), plan, host_graph_def, payloads,
+    return _Parts(signature, tuple(programs), schedule, host_graph_def, payloads,
                   _extracted_weights(path, meta_graph.graph_def))
 
 

@@ -1,4 +1,4 @@
-"""Plan one inference of a compiled graph: CPU stages and NeuronOp steps, in order.
+"""Schedule one inference of a compiled graph: CPU stages and NeuronOp steps, in order.
 
 The compiled graph mixes CPU nodes and NeuronOps.  TensorFlow cannot run a NeuronOp, so a
 call alternates: CPU stage 0, the NeuronOps whose inputs are ready, CPU stage 1, ...  Every
@@ -70,7 +70,7 @@ Step = Union[CpuStage, NeuronStep]
 
 
 @dataclass(frozen=True)
-class ExecutionPlan:
+class CallSchedule:
     """How to run one call.
 
     steps: CPU stages and NeuronOp steps in execution order.
@@ -107,7 +107,7 @@ def _waves(graph: Graph, neuron: Mapping[str, int]) -> dict[str, int]:
     return waves
 
 
-class _Planner:
+class _Scheduler:
     """Steps 1-3 over the IR of the compiled graph."""
 
     def __init__(self, graph: Graph, programs: Sequence[Program], inputs: Mapping[str, str],
@@ -137,7 +137,7 @@ class _Planner:
     def is_cpu(self, name: str) -> bool:
         return name not in self.neuron
 
-    def plan_edges(self) -> None:
+    def schedule_edges(self) -> None:
         for node in self.graph:
             consumer_cpu = self.is_cpu(node.name)
             wave = self.waves[node.name]
@@ -204,28 +204,28 @@ class _Planner:
         return steps, aliases
 
 
-def plan(graph_def: Any, programs: Sequence[Program], inputs: Mapping[str, str],
-         outputs: Mapping[str, str]) -> tuple[ExecutionPlan, Any]:
-    """The execution plan and the host ``GraphDef`` (step 5) of a compiled ``GraphDef``."""
+def schedule_call(graph_def: Any, programs: Sequence[Program], inputs: Mapping[str, str],
+         outputs: Mapping[str, str]) -> tuple[CallSchedule, Any]:
+    """The call schedule and the host ``GraphDef`` (step 5) of a compiled ``GraphDef``."""
     inputs = {k: normalize(v) for k, v in inputs.items()}
     outputs = {k: normalize(v) for k, v in outputs.items()}
     graph = graph_from_graphdef(graph_def)
-    planner = _Planner(graph, programs, inputs, outputs)
-    planner.plan_edges()
-    steps, aliases = planner.steps()
-    resolved = ExecutionPlan((), aliases, inputs, outputs)
+    scheduler = _Scheduler(graph, programs, inputs, outputs)
+    scheduler.schedule_edges()
+    steps, aliases = scheduler.steps()
+    resolved = CallSchedule((), aliases, inputs, outputs)
     constants = {resolved.resolve(t) for stage in steps if isinstance(stage, CpuStage)
-                 for t in stage.fetches if split_tensor(t)[0] in planner.pure}
+                 for t in stage.fetches if split_tensor(t)[0] in scheduler.pure}
     bound = tuple(tuple(i for i, t in enumerate(p.inputs) if resolved.resolve(t) in constants)
                   for p in programs)
     steps = _prune(steps, programs, bound, resolved)
     final = {k: resolved.resolve(v) for k, v in outputs.items()}
-    host = _host_graph(graph, programs, planner.dropped_controls)
-    return ExecutionPlan(tuple(steps), aliases, inputs, final, bound), graph_to_graphdef(host)
+    host = _host_graph(graph, programs, scheduler.dropped_controls)
+    return CallSchedule(tuple(steps), aliases, inputs, final, bound), graph_to_graphdef(host)
 
 
 def _prune(steps: list[Step], programs: Sequence[Program], bound: tuple,
-           resolved: ExecutionPlan) -> list[Step]:
+           resolved: CallSchedule) -> list[Step]:
     """Drop fetches nobody reads once constants are bound (weights are never fetched)."""
     needed = {resolved.resolve(t) for t in resolved.outputs.values()}
     for step in steps:
