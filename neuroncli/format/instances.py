@@ -2,9 +2,9 @@
 
 Shared by the compiler (``--extract-weights INSTANCE`` sizes ``max_num_duplicates`` by the
 instance's memory) and the simulated runtime (which cores exist and what they hold).  Facts
-from shared/NEURON_FORMAT.md: core counts per instance type; a NeuronCore-v2 (inf2, trn1) has
-16 GiB of device memory; an Inferentia1 chip has 4 cores sharing 8 GiB, modelled as 2 GiB per
-core.
+from AWS's instance documentation (docs/format.md, "Instances"): core counts per instance
+type; a NeuronCore-v2 (inf2, trn1) has 16 GiB of device memory; an Inferentia1 chip has 4
+cores sharing 8 GiB, modelled as 2 GiB per core.
 """
 
 from __future__ import annotations

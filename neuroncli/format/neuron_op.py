@@ -1,6 +1,6 @@
 """The ``NeuronOp`` node: AWS's attribute schema, built and read in one place.
 
-See shared/NEURON_FORMAT.md.  ``NeuronOpSpec`` is the typed view; :func:`to_attrs` and
+See docs/format.md ("The NeuronOp node").  ``NeuronOpSpec`` is the typed view; :func:`to_attrs` and
 :func:`from_attrs` convert it to and from a ``{name: AttrValue}`` map, which is what both the
 IR (:class:`neuroncli.graph.Node`) and a ``NodeDef`` hold.  Protobuf only, no TensorFlow.
 """
@@ -118,7 +118,7 @@ def from_attrs(attrs: Mapping[str, Any]) -> NeuronOpSpec:
 
 
 _PER_TENSOR = (("names", "s"), ("shapes", "shape"), ("batch_axis", "i"))
-MAX_MODEL_CONFIG = 5  # four numbers and an optional engine index (shared/NEURON_FORMAT.md)
+MAX_MODEL_CONFIG = 5  # four numbers and an optional engine index (docs/format.md)
 
 
 def check_attr_sizes(attrs: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ from typing import Sequence
 from neuroncli.errors import UsageError
 
 # Ops that do not count towards ``minimum_segment_size``: pure forwarding (TF-TRT also skips
-# them when it counts "effective" nodes; shared/NEURON_FORMAT.md names Identity).
+# them when it counts "effective" nodes; docs/format.md, "Partitioning", names Identity).
 UNCOUNTED_OPS = frozenset({"Identity", "IdentityN"})
 # A segment made only of these computes nothing: compiling it would just move constants.
 _NOTHING_TO_COMPUTE = frozenset({"Const"}) | UNCOUNTED_OPS

@@ -61,7 +61,7 @@ from neuroncli.proto.dtypes import REF_OFFSET, dtype_enum
 
 SIGNATURE_INPUT = "signature input"
 PROTECTED = "protected: kept on CPU by the caller"
-# Dtypes that may not cross a segment boundary (shared/NEURON_FORMAT.md; variant added).
+# Dtypes that may not cross a segment boundary (docs/format.md, "Partitioning"; variant added).
 BOUNDARY_DTYPES: dict[int, str] = {dtype_enum(f"DT_{kind.upper()}"): kind for kind in (
     "double", "string", "int64", "resource", "variant")}
 

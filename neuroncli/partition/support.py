@@ -30,7 +30,7 @@ from neuroncli.graph.convert import node_to_nodedef
 from neuroncli.format.weights import READ_OP, VARIABLE_OPS
 from neuroncli.graph.ir import Node
 
-# Operators AWS's compiler accepts by default (shared/NEURON_FORMAT.md, verbatim).
+# Operators AWS's compiler accepts by default (AWS's documented list; docs/format.md).
 AWS_DEFAULT_OPS: frozenset[str] = frozenset("""
 Add AddN AddV2 Any AvgPool AvgPool3D BatchMatMul BatchMatMulV2 BatchToSpaceND BiasAdd Cast
 Concat ConcatV2 Const Conv2D Conv2DBackpropInput Conv3D Conv3DBackpropInputV2 Cumsum
