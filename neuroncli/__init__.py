@@ -20,7 +20,7 @@ _MODULES = {"saved_model": "neuroncli.saved_model", "runtime": "neuroncli.runtim
 _FUNCTIONS = {
     "trace": "neuroncli.tracing",
     "analyze_model": "neuroncli.tracing",
-    "load": "neuroncli.runtime",
+    "load": "neuroncli.tracing.model",
     "auto_multicore": "neuroncli.placement",
     "set_neuron_cores": "neuroncli.placement",
     "set_multicore": "neuroncli.placement",

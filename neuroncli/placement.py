@@ -83,11 +83,14 @@ def auto_multicore(model: Any, example_inputs: Any, num_cores: int) -> Any:
     tagged = tag_saved_model(inner.source_saved_model(), num_cores)
     copy = load(inner.model_dir, inner.signature.key, start_nc=0, nc_count=num_cores,
                 saved_model=tagged)
-    result = model.with_neuron_model(copy) if hasattr(model, "with_neuron_model") else copy
+    if hasattr(model, "with_neuron_model"):  # a traced model: called the way trace called
+        result = model.with_neuron_model(copy)
+        result.call_example(example_inputs)
+        return result
     if isinstance(example_inputs, dict):
-        result(**example_inputs)
+        copy(**example_inputs)
     elif isinstance(example_inputs, tuple):
-        result(*example_inputs)
+        copy(*example_inputs)
     else:
-        result(example_inputs)
-    return result
+        copy(example_inputs)
+    return copy

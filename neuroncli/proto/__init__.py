@@ -31,7 +31,7 @@ from google.protobuf import descriptor_pool, message_factory
 __all__ = [
     "SavedModel", "MetaGraphDef", "SignatureDef", "TensorInfo", "GraphDef", "NodeDef",
     "AttrValue", "TensorProto", "TensorShapeProto", "FunctionDef", "FunctionDefLibrary",
-    "DataType", "dtype_name", "dtype_size", "as_graph_def",
+    "StructuredValue", "DataType", "dtype_name", "dtype_size", "as_graph_def",
 ]
 
 # The root files we need; their imports pull in the rest of the closure (19 files).
@@ -52,6 +52,7 @@ _MESSAGES = {
     "FunctionDef": "tensorflow.FunctionDef",
     "FunctionDefLibrary": "tensorflow.FunctionDefLibrary",
     "AssetFileDef": "tensorflow.AssetFileDef",
+    "StructuredValue": "tensorflow.StructuredValue",
 }
 _lock = threading.Lock()
 _classes: SimpleNamespace | None = None

@@ -116,7 +116,7 @@ class NeuronModel:
     def __init__(self, model_dir: str, signature: Signature, programs: Iterable[Program],
                  schedule: CallSchedule, runtime: NeuronRuntime, placement: ReplicaLayout,
                  reservation: Reservation, timeout: CallTimeout, executor: Executor,
-                 saved_model: Any = None) -> None:
+                 saved_model: Any = None, meta_info_def: Any = None) -> None:
         self.model_dir = model_dir
         self.signature = signature
         self.programs = tuple(programs)
@@ -131,6 +131,9 @@ class NeuronModel:
         self._calls_lock = threading.Lock()
         #: The SavedModel message when loaded from memory (``load(saved_model=...)``), else None.
         self.saved_model = saved_model
+        #: The served meta graph's ``MetaInfoDef`` (a saved trace keeps its call structure in
+        #: ``any_info``: neuroncli.tracing.structure).
+        self.meta_info_def = meta_info_def
 
     # -- calling --------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
@@ -290,6 +293,7 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
     path = os.fspath(model_dir)
     parts = _read(path, signature_def_key, tags, saved_model)
     signature, programs, schedule = parts.signature, parts.programs, parts.schedule
+    meta_info = parts.meta_info
     placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)
     reservation = _reservation(programs, placement, schedule.bound)
     runtime.pool.reserve(f"model {path}", reservation)
@@ -307,7 +311,7 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
         runtime.pool.release(reservation)
         raise
     model = NeuronModel(path, signature, programs, schedule, runtime, placement, reservation,
-                        call_timeout, executor, saved_model)
+                        call_timeout, executor, saved_model, meta_info)
     runtime.register(model)
     return model
 
@@ -320,6 +324,8 @@ class _Parts:
     schedule: how one call runs.  host_graph_def: the CPU side, NeuronOps as stand-ins.
     payloads: program index -> optimized subgraph (handed to the host session, then dropped).
     weights: the variables to restore (``--extract-weights``), or None.
+    meta_info: a copy of the meta graph's ``MetaInfoDef`` (a sub-message would keep the whole
+    SavedModel, weights included, alive).
     """
 
     signature: Signature
@@ -328,6 +334,7 @@ class _Parts:
     host_graph_def: Any
     payloads: dict
     weights: Weights | None
+    meta_info: Any
 
 
 def _build_executor(parts: _Parts, runtime: NeuronRuntime, placement: ReplicaLayout,
@@ -363,8 +370,10 @@ def _read(path: str, key: str | None, tags: Iterable[str] | None, saved_model: A
     except (GraphError, KeyError) as exc:
         raise UserError(f"{path}: the compiled graph is malformed ({exc}): recompile the "
                         "model") from None
+    meta_info = type(meta_graph.meta_info_def)()
+    meta_info.CopyFrom(meta_graph.meta_info_def)
     return _Parts(signature, tuple(programs), schedule, host_graph_def, payloads,
-                  _extracted_weights(path, meta_graph.graph_def))
+                  _extracted_weights(path, meta_graph.graph_def), meta_info)
 
 
 def _extracted_weights(path: str, graph_def: Any) -> Weights | None:

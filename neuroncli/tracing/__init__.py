@@ -20,24 +20,20 @@ from neuroncli.compiler.options import (
 )
 from neuroncli.errors import UserError
 from neuroncli.partition.support import AWS_DEFAULT_OPS, AWS_LIST_NAME, OpSet
-from neuroncli.tracing.conventions import batch_size, convention, trace_function
+from neuroncli.tracing.conventions import TracedCall, batch_size, trace_function
 
 log = logging.getLogger("neuroncli")
 __all__ = ["trace", "analyze_model", "list_operators", "trace_options"]
 
 
-def _traced(func: Callable, example_inputs: Any, dynamic_batch: bool) -> tuple:
-    conv, values = convention(example_inputs)
-    if not values:
-        return conv, values, None, "", ()
+def _traced(func: Callable, example_inputs: Any, dynamic_batch: bool) -> TracedCall | None:
     try:
-        concrete, kind, out_keys = trace_function(func, conv, values, dynamic_batch)
+        return trace_function(func, example_inputs, dynamic_batch)
     except UserError:
         raise
     except Exception as exc:  # tracing runs the user's code: its error is theirs
         raise UserError(f"trace: calling the function on example_inputs failed: "
                         f"{_user_error(exc)}") from exc
-    return conv, values, concrete, kind, out_keys
 
 
 def _user_error(exc: BaseException) -> str:
@@ -59,13 +55,13 @@ def trace(func: Callable, example_inputs: Any,
     started = time.perf_counter()
     flags = resolve_flags(None)
     CompileOptions(flags=flags).check_workdir(None)  # a traced function has no input directory
-    conv, values, concrete, kind, out_keys = _traced(func, example_inputs, flags.dynamic_batch)
-    if concrete is None:
+    traced = _traced(func, example_inputs, flags.dynamic_batch)
+    if traced is None:
         log.warning("trace: the function has no inputs; returning it uncompiled")
         return func
-    options = trace_options(flags, batch_size(values), subgraph_builder_function)
+    options = trace_options(flags, batch_size(traced.values), subgraph_builder_function)
     from neuroncli.tracing.traced import compile_concrete
-    return compile_concrete(concrete, conv, kind, out_keys, values, options, started)
+    return compile_concrete(traced, options, started)
 
 
 def list_operators() -> frozenset[str]:
@@ -101,13 +97,14 @@ def analyze_model(func: Callable, example_inputs: Any) -> dict:
     from neuroncli.compiler.pipeline import support_policy
     from neuroncli.graph import graph_from_graphdef
 
-    conv, values, concrete, _, _ = _traced(func, example_inputs, False)
-    if concrete is None:
+    traced = _traced(func, example_inputs, False)
+    if traced is None:
         raise UserError("analyze_model: the function has no inputs")
-    graph_def, _, _, _ = _convert_to_constants(concrete)
+    graph_def, _, _, _ = _convert_to_constants(traced.concrete)
     graph = graph_from_graphdef(graph_def)
     shapes.annotate(graph, graph_def)
-    policy = support_policy(graph, trace_options(resolve_flags(None), batch_size(values), None))
+    policy = support_policy(graph, trace_options(resolve_flags(None), batch_size(traced.values),
+                                                 None))
     supported: Counter = Counter()
     unsupported: Counter = Counter()
     for node in graph:

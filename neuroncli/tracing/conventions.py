@@ -1,9 +1,12 @@
 """How ``trace`` calls the user's function, and tracing it into a flat concrete function.
 
-Calling conventions (as AWS's): a tensor or a list of tensors means ``func(example_inputs)``;
-a tuple means ``func(*example_inputs)``; a dict means ``func(**example_inputs)``.  Inputs get
-signature keys ``input_0``, ``input_1``, ... (dict keys for a dict); outputs ``output_0``, ...
-(dict keys for a dict).
+Calling conventions (as AWS's): a tensor or a list means ``func(example_inputs)``; a tuple
+means ``func(*example_inputs)``; a dict means ``func(**example_inputs)``, except for a Keras
+model, whose ``call`` takes one ``inputs`` argument: it gets ``func(example_inputs)`` (AWS's
+code passes a dict that way to every function; its documentation says ``**``).  Arguments may
+be nested lists, tuples and dicts of tensors: they reach ``func`` exactly as ``tf.function``
+passes them (``([q, v], k)`` calls ``func([q, v], k)``).  Signature keys are named by
+:func:`~neuroncli.tracing.structure.leaf_keys` (``input_0``, ... or the dict keys).
 """
 
 from __future__ import annotations
@@ -13,78 +16,90 @@ from typing import Any, Callable
 
 from neuroncli.errors import UserError
 from neuroncli.lazy_tf import import_tensorflow
-
-POSITIONAL, STAR, KEYWORDS = "positional", "star", "keywords"
+from neuroncli.tracing.structure import CallStructure, flatten, leaf_keys, pack
 
 
 @dataclass(frozen=True)
-class Convention:
-    """How ``func`` is called and how its inputs map to signature keys."""
+class TracedCall:
+    """The flat concrete function of a traced call, its structure and its example leaves."""
 
-    kind: str            # POSITIONAL: func(x) / func([x, y]); STAR: func(*t); KEYWORDS: func(**d)
-    keys: tuple[str, ...]
-    is_list: bool = False
+    concrete: Any
+    structure: CallStructure
+    values: list[Any]
 
 
-def convention(example_inputs: Any) -> tuple[Convention, list[Any]]:
+def is_keras_model(func: Any) -> bool:
+    try:
+        import keras
+    except ImportError:  # keras is optional: then func is not a Keras model
+        return False
+    return isinstance(func, keras.Model)
+
+
+def split_call(func: Any, example_inputs: Any) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` of the call ``trace`` makes with ``example_inputs``."""
     if isinstance(example_inputs, dict):
-        if any(isinstance(v, (dict, list, tuple)) for v in example_inputs.values()):
-            raise UserError("example_inputs: a dict must map names to tensors (nested "
-                            "structures are not supported)")
-        keys = tuple(sorted(str(k) for k in example_inputs))
-        return Convention(KEYWORDS, keys), [example_inputs[k] for k in sorted(example_inputs)]
+        if is_keras_model(func):
+            return (example_inputs,), {}
+        return (), dict(example_inputs)
     if isinstance(example_inputs, tuple):
         if any(isinstance(v, dict) for v in example_inputs):
             raise UserError("example_inputs mixes positional and keyword arguments (a tuple "
                             "holding a dict), which trace does not support: pass a tuple "
                             "for func(*args) or a dict for func(**kwargs)")
-        items = list(example_inputs)
-        return Convention(STAR, tuple(f"input_{i}" for i in range(len(items)))), items
-    if isinstance(example_inputs, list):
-        if any(isinstance(v, (dict, list, tuple)) for v in example_inputs):
-            raise UserError("example_inputs: a list must hold tensors only")
-        items = list(example_inputs)
-        return Convention(POSITIONAL, tuple(f"input_{i}" for i in range(len(items))),
-                           is_list=True), items
-    return Convention(POSITIONAL, ("input_0",)), [example_inputs]
+        return tuple(example_inputs), {}
+    return (example_inputs,), {}
 
 
-def call(func: Callable, conv: Convention, values: list[Any]) -> Any:
-    if conv.kind == KEYWORDS:
-        return func(**dict(zip(conv.keys, values)))
-    if conv.kind == STAR:
-        return func(*values)
-    return func(list(values) if conv.is_list else values[0])
+def keras_input_names(func: Any) -> tuple[str, ...] | None:
+    """A Keras functional model's input names, flat (None for other functions): its calls
+    are standardised as Keras does."""
+    if not is_keras_model(func):
+        return None
+    try:
+        inputs = func.inputs
+    except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
+        return None
+    if not inputs:
+        return None
+    return tuple(str(getattr(t, "name", "")) for t in inputs)
 
 
-def flatten_outputs(outputs: Any) -> tuple[dict[str, Any], str]:
-    if isinstance(outputs, dict):
-        return {str(k): outputs[k] for k in sorted(outputs)}, "dict"
-    if isinstance(outputs, (list, tuple)):
-        return {f"output_{i}": t for i, t in enumerate(outputs)}, type(outputs).__name__
-    return {"output_0": outputs}, "tensor"
-
-
-def trace_function(func: Callable, conv: Convention, values: list[Any],
-                    dynamic_batch: bool) -> tuple[Any, str, tuple[str, ...]]:
-    """A concrete function with flat tensor inputs, and the output structure."""
+def trace_function(func: Callable, example_inputs: Any, dynamic_batch: bool) -> TracedCall | None:
+    """A concrete function with flat tensor inputs and outputs keyed by signature key, and
+    the call structure; None when the call has no tensor input."""
     tf = import_tensorflow()
+    args, kwargs = split_call(func, example_inputs)
+    leaves = flatten((args, kwargs))
+    if not leaves:
+        return None
+    keys = leaf_keys((args, kwargs), "input")
+    template_args, template_kwargs = pack((args, kwargs), iter(keys))
+    values = [tf.convert_to_tensor(v) for v in leaves]
     specs = []
-    for key, value in zip(conv.keys, values):
-        tensor = tf.convert_to_tensor(value)
+    for key, tensor in zip(keys, values):
         shape = list(tensor.shape)
         if dynamic_batch and shape:
             shape[0] = None
         specs.append(tf.TensorSpec(shape, tensor.dtype, name=key))
-    structure: dict[str, Any] = {}
+    returned: dict[str, Any] = {}
 
     def flat(*tensors: Any) -> dict[str, Any]:
-        outputs, kind = flatten_outputs(call(func, conv, list(tensors)))
-        structure["kind"] = kind
-        return outputs
+        call_args, call_kwargs = pack((template_args, template_kwargs), iter(tensors))
+        outputs = func(*call_args, **call_kwargs)
+        out_leaves = flatten(outputs)
+        if not all(tf.is_tensor(t) for t in out_leaves):
+            kinds = sorted({type(t).__name__ for t in out_leaves if not tf.is_tensor(t)})
+            raise UserError(f"trace: the function returned {', '.join(kinds)} among its "
+                            "outputs: return tensors (in lists, tuples or dicts) only")
+        out_keys = leaf_keys(outputs, "output")
+        returned["outputs"] = pack(outputs, iter(out_keys))
+        return dict(zip(out_keys, out_leaves))
 
     concrete = tf.function(flat).get_concrete_function(*specs)
-    return concrete, structure["kind"], tuple(sorted(concrete.structured_outputs))
+    structure = CallStructure(template_args, template_kwargs, returned["outputs"],
+                              keras_input_names(func))
+    return TracedCall(concrete, structure, values)
 
 
 def batch_size(values: list[Any]) -> int:

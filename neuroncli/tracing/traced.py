@@ -9,7 +9,6 @@ model is garbage-collected), where the runtime restores them from.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -23,12 +22,10 @@ from neuroncli.compiler import output
 from neuroncli.compiler.freeze import FrozenGraph, _convert_to_constants, _prune
 from neuroncli.compiler.options import CompileOptions
 from neuroncli.compiler.pipeline import compile_frozen, report_for
-from neuroncli.errors import UserError
 from neuroncli.compiler.weights import check_protobuf_limit, write_variables
-from neuroncli.savedmodel import (
-    DEFAULT_SIGNATURE, SERVE, atomic_output, copy_model_files, write_saved_model,
-)
-from neuroncli.tracing.conventions import KEYWORDS, STAR, Convention
+from neuroncli.savedmodel import DEFAULT_SIGNATURE, SERVE
+from neuroncli.tracing.conventions import TracedCall
+from neuroncli.tracing.model import TracedModel
 
 
 def _tensor_info(info: Any, dtype: int, shape: Any) -> None:
@@ -55,25 +52,30 @@ def _signature(concrete: Any, frozen: FrozenGraph, keys: tuple[str, ...]) -> tup
     return meta_graph, signature
 
 
-def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple[str, ...],
-                     values: list[Any], options: CompileOptions,
+def compile_concrete(traced: TracedCall, options: CompileOptions,
                      started: float) -> TracedModel:
     """Freeze, compile, write to a private directory and load: the body of ``trace``."""
+    concrete, structure = traced.concrete, traced.structure
+    in_keys, out_keys = structure.input_keys, sorted(concrete.structured_outputs)
     extract = options.flags.extract_weights
     check_protobuf_limit("trace", _captured_bytes(concrete.graph.variables),
                          _captured_bytes(t for t in concrete.captured_inputs
                                          if t.dtype.name != "resource"), extract)
     graph_def, in_names, out_names, weights = _convert_to_constants(concrete, extract is not None)
-    inputs = dict(zip(conv.keys, in_names))
+    inputs = dict(zip(in_keys, in_names))
     outputs = dict(zip(out_keys, out_names))
     frozen = FrozenGraph(_prune(graph_def, [*in_names, *out_names]), inputs, outputs,
                          {k: int(t.dtype.as_datatype_enum) for k, t in
-                          zip(conv.keys, concrete.inputs)}, weights)
-    shapes = {k: tuple(int(d) for d in np.shape(v)) for k, v in zip(conv.keys, values)}
+                          zip(in_keys, concrete.inputs)}, weights)
+    shapes = {k: tuple(int(d) for d in np.shape(v)) for k, v in zip(in_keys, traced.values)}
     done = compile_frozen(frozen, shapes, options)
-    meta_graph, signature = _signature(concrete, frozen, conv.keys)
+    meta_graph, signature = _signature(concrete, frozen, tuple(in_keys))
     saved_model = output.build_saved_model(meta_graph, DEFAULT_SIGNATURE, signature, frozen,
                                            done.fused, done.mapping, done.graph)
+    # The nest of the call and of the outputs travels with the model (tracing.structure).
+    served = saved_model.meta_graphs[0]
+    served.meta_info_def.any_info.Pack(
+        structure.to_proto(served.signature_def[DEFAULT_SIGNATURE]))
     # Loaded from the message in memory: no write and re-read of saved_model.pb (1.4 s on
     # ResNet50).  Only extracted weights need a directory, the checkpoint the runtime restores.
     workdir = _Workdir(tempfile.mkdtemp(prefix="neuroncli-trace-")) if frozen.weights else None
@@ -86,7 +88,7 @@ def compile_concrete(concrete: Any, conv: Convention, kind: str, out_keys: tuple
                  warmup=False)
     report = report_for(done, model_dir="<trace>", new_model_dir="",
                         signature_key=DEFAULT_SIGNATURE, seconds=time.perf_counter() - started)
-    return TracedModel(model, conv, kind, out_keys, report, workdir)
+    return TracedModel(model, structure, report, workdir)
 
 
 def _captured_bytes(values: Any) -> int:
@@ -100,86 +102,3 @@ class _Workdir:
     def __init__(self, path: str) -> None:
         self.path = path
         weakref.finalize(self, shutil.rmtree, path, True)
-
-
-class TracedModel:
-    """A traced, compiled function running on simulated NeuronCores; call it like the
-    original.  Inference only: the original's attributes and variables are not kept."""
-
-    def __init__(self, model: Any, conv: Convention, kind: str, out_keys: tuple[str, ...],
-                 report: Any, workdir: _Workdir | None) -> None:
-        self.neuron_model = model
-        self.report = report
-        self._conv, self._kind, self._out_keys = conv, kind, out_keys
-        self._workdir = workdir
-
-    def with_neuron_model(self, model: Any) -> TracedModel:
-        """The same traced function served by another loaded copy (``auto_multicore``)."""
-        return TracedModel(model, self._conv, self._kind, self._out_keys, self.report,
-                           self._workdir)
-
-    @property
-    def on_neuron_ratio(self) -> float:
-        return self.report.on_neuron_ratio
-
-    @property
-    def signature(self) -> Any:
-        return self.neuron_model.signature
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        feeds = self._feeds(args, kwargs)
-        outputs = self.neuron_model(**feeds)
-        return self._restructure(outputs)
-
-    def _feeds(self, args: tuple, kwargs: dict) -> dict[str, Any]:
-        conv = self._conv
-        if conv.kind == KEYWORDS:
-            if args:
-                raise UserError("this traced model takes keyword arguments only: "
-                                f"{', '.join(conv.keys)}")
-            return {k: _numpy(kwargs[k]) for k in kwargs}
-        if kwargs:
-            raise UserError("this traced model takes positional arguments only")
-        if conv.kind == STAR:
-            values = list(args)
-        elif len(args) != 1:
-            raise UserError(f"this traced model takes one argument, got {len(args)}")
-        else:
-            values = list(args[0]) if conv.is_list else [args[0]]
-        if len(values) != len(conv.keys):
-            raise UserError(f"this traced model takes {len(conv.keys)} input(s), got "
-                            f"{len(values)}")
-        return {k: _numpy(v) for k, v in zip(conv.keys, values)}
-
-    def _restructure(self, outputs: dict[str, np.ndarray]) -> Any:
-        from neuroncli.lazy_tf import import_tensorflow
-        tf = import_tensorflow()
-        tensors = {k: tf.constant(outputs[k]) for k in self._out_keys}
-        if self._kind == "dict":
-            return tensors
-        ordered = [tensors[f"output_{i}"] for i in range(len(tensors))]
-        if self._kind == "tensor":
-            return ordered[0]
-        return tuple(ordered) if self._kind == "tuple" else ordered
-
-    def save(self, directory: str | os.PathLike, *, force: bool = False) -> None:
-        """Write the compiled SavedModel to ``directory`` (atomically)."""
-        with atomic_output(os.fspath(directory), force=force) as tmp:
-            write_saved_model(tmp, self.neuron_model.saved_model)
-            if self._workdir is not None:
-                copy_model_files(self._workdir.path, tmp, parts=("variables",))
-
-    def stats(self) -> Any:
-        return self.neuron_model.stats()
-
-    def unload(self) -> None:
-        self.neuron_model.unload()
-
-    def __repr__(self) -> str:
-        return (f"<TracedModel OnNeuronRatio={self.on_neuron_ratio:.4f} "
-                f"{self.neuron_model!r}>")
-
-
-def _numpy(value: Any) -> Any:
-    numpy = getattr(value, "numpy", None)
-    return numpy() if callable(numpy) else np.asarray(value)
