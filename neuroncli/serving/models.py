@@ -68,7 +68,8 @@ class LoadedVersion:
                                f"(model {self.name} version {self.version} has: {known})")
         with self._lock:
             if key not in self._models:
-                self._models[key] = neuroncli.load(self.path, key)
+                # the flat signature TF Serving serves (a saved trace too: not TracedModel)
+                self._models[key] = neuroncli.runtime.load(self.path, key)
             return self._models[key]
 
     def models(self) -> list[Any]:
