@@ -28,7 +28,9 @@ $(STAMP): pyproject.toml Makefile
 	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	touch $(STAMP)
 
+# The NeuronOp op library (tf.saved_model.load of compiled models), built once per source/TF.
 install: $(STAMP)
+	$(BIN)/python -m neuroncli.tfop
 
 demo: $(STAMP)
 	rm -rf build/demo && mkdir -p build/demo

@@ -2,6 +2,8 @@
 verify them on a simulated NeuronCore runtime.
 
 ``import neuroncli`` never imports TensorFlow; the submodules that need it import it lazily.
+Once TensorFlow is imported (before or after), the NeuronOp op library is loaded into it, so
+``tf.saved_model.load`` runs compiled models (:mod:`neuroncli.tfop`).
 Public API (AWS-compatible names): ``neuroncli.saved_model.compile``, ``neuroncli.trace``,
 ``neuroncli.load``, ``neuroncli.analyze_model``.
 """
@@ -14,6 +16,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 from neuroncli.errors import UsageError, UserError  # noqa: E402
+from neuroncli.tfop import register_when_tensorflow_loads  # noqa: E402
+
+# tf.saved_model.load runs compiled models in any process that imported neuroncli: the
+# NeuronOp library loads now if TensorFlow is imported, else right after it is (no TF here).
+register_when_tensorflow_loads()
 
 _MODULES = {"saved_model": "neuroncli.saved_model", "runtime": "neuroncli.runtime"}
 # name -> module holding it; loaded on first use, so `import neuroncli` stays cheap.

@@ -15,10 +15,23 @@ from typing import Any
 
 _lock = threading.Lock()
 VERBOSE_ENV = "NEURONCLI_TF_VERBOSE"
+# Lines for the user produced while fd 2 is muted (e.g. by the op library's import hook):
+# printed once the import is over, so they are not lost with TensorFlow's noise.
+_muted = False
+_pending: list[str] = []
+
+
+def notify(line: str) -> None:
+    """Print one line on stderr now, or right after a muted TensorFlow import."""
+    if _muted:
+        _pending.append(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def import_tensorflow() -> Any:
     """Return the ``tensorflow`` module, importing it on first use."""
+    global _muted
     module = sys.modules.get("tensorflow")
     if module is not None and hasattr(module, "Graph"):
         return module
@@ -35,10 +48,14 @@ def import_tensorflow() -> Any:
         try:
             sys.stderr.flush()
             os.dup2(devnull, 2)
+            _muted = True
             import tensorflow as tf
         finally:
+            _muted = False
             os.dup2(saved, 2)
             os.close(saved)
             os.close(devnull)
+            while _pending:
+                notify(_pending.pop(0))
         tf.get_logger().setLevel("ERROR")
         return tf
