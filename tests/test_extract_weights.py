@@ -82,12 +82,13 @@ def test_extracted_model_is_smaller_and_deterministic(extracted: dict, tmp_path:
     frozen = tmp_path / "frozen"
     neuroncli.saved_model.compile(FIXTURES / "keras_dense", frozen,
                                   model_feed_dict=_inputs("keras_dense"))
-    # Frozen, every weight is in saved_model.pb twice (graph_def and program); extracted, none.
+    # Frozen, every weight is in saved_model.pb once (the program); extracted, none (the
+    # handles and reads that replace them cost a few hundred bytes).
     weight_bytes = (extracted["keras_dense"] / "variables"
                     / "variables.data-00000-of-00001").stat().st_size
     saved = ((frozen / "saved_model.pb").stat().st_size
              - (extracted["keras_dense"] / "saved_model.pb").stat().st_size)
-    assert saved >= 1.5 * weight_bytes
+    assert 0.75 * weight_bytes <= saved <= 1.1 * weight_bytes
     again = tmp_path / "again"
     neuroncli.saved_model.compile(FIXTURES / "keras_dense", again, compiler_args=XW,
                                   model_feed_dict=_inputs("keras_dense"))

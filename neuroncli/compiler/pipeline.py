@@ -23,6 +23,7 @@ from neuroncli.compiler.options import CompileOptions, default_minimum_segment_s
 from neuroncli.compiler.report import CompileReport, build_report
 from neuroncli.errors import UserError
 from neuroncli.format import neuron_op
+from neuroncli.format.subgraph import erase_large_constants
 from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.partition import (
     CallableRule, SegmentPlan, SupportPolicy, builder_policy, constant_foldable, default_policy,
@@ -217,7 +218,7 @@ def _prepare(model_dir: str, new_model_dir: str, options: CompileOptions) -> _Pr
     check_output_path(new_model_dir, input_dir=model_dir, force=options.force)
     check_model_files(model_dir, [asset.filename for asset in meta_graph.asset_file_def])
     sandbox.check_load_time_ops(meta_graph, is_tf2(meta_graph))
-    weights.check_protobuf_limit(model_dir, weights.declared_weight_bytes(meta_graph),
+    weights.check_protobuf_limit(model_dir, weights.read_weight_bytes(meta_graph, signature),
                                  meta_graph.graph_def.ByteSize(), options.flags.extract_weights)
     return _Prepared(model_dir, meta_graph, key, signature, input_shapes)
 
@@ -285,7 +286,9 @@ def _fuse(graph: Graph, results: list, options: CompileOptions,
                                         max_duplicates=duplicates)
         batched = [dynamic and split_tensor(ref)[0] not in weight_reads
                    for ref in extracted.input_refs]
-        graph_def_bytes = extracted.graph_def.SerializeToString(deterministic=True)
+        # Each weight is stored once, in the program (AWS's erase_large_constants).
+        graph_def_bytes = erase_large_constants(extracted.graph_def).SerializeToString(
+            deterministic=True)
         spec = neuron_op.NeuronOpSpec(
             graph_def=graph_def_bytes, input_names=tuple(extracted.input_names),
             input_dtypes=tuple(extracted.input_dtypes),

@@ -1,10 +1,12 @@
 """``--extract-weights`` and protobuf's 2 GB wall.
 
-A frozen graph carries every weight as a ``Const``, and a compiled model carries it twice (the
-NeuronOp's ``graph_def`` and its program), so ``saved_model.pb`` hits protobuf's 2 GB limit at
-about 1 GB of weights.  :func:`check_protobuf_limit` estimates that size from the declared
-variables (protobuf only, before TensorFlow is imported) and stops with a message naming
-``--extract-weights``, instead of a protobuf exception minutes later.
+A frozen graph carries every weight as a ``Const``; a compiled model carries it once, in the
+NeuronOps' programs (their ``graph_def`` keeps only the shapes of large constants, see
+:mod:`neuroncli.format.subgraph`), so ``saved_model.pb`` hits protobuf's 2 GB limit at about
+2 GB of weights.  :func:`check_protobuf_limit` estimates that size from the variables the
+signature reads (:func:`read_weight_bytes`: protobuf only, before TensorFlow is imported) and
+stops with a message naming ``--extract-weights``, instead of a protobuf exception minutes
+later.
 
 With ``--extract-weights INSTANCE`` the freezer keeps each variable as a ``VarHandleOp``
 (read by the model's own ``ReadVariableOp``); the NeuronOps take the values as inputs, and the
@@ -23,13 +25,12 @@ from typing import Any, Mapping
 from neuroncli.errors import UserError
 from neuroncli.format.instances import GIB, INSTANCE_TYPES
 from neuroncli.format.placement import MAX_CORES
-from neuroncli.format.weights import VARIABLE_OPS, VARIABLES_PREFIX
+from neuroncli.format.weights import VARIABLES_PREFIX
 from neuroncli.graph import split_tensor
 from neuroncli.proto.dtypes import dtype_size
+from neuroncli.savedmodel.reachable import read_variables
 
 PROTOBUF_LIMIT = 2**31 - 1
-#: How many times a frozen weight appears in a compiled saved_model.pb (graph_def + program).
-COPIES_IN_COMPILED_MODEL = 2
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,10 @@ def _shape_bytes(dtype: int, shape: Any) -> int:
     return count * dtype_size(dtype)
 
 
-def declared_weight_bytes(meta_graph: Any) -> int:
-    """Bytes of the variables a meta graph declares (TF2: its object graph; TF1: its
-    variable nodes).  Unknown shapes count as nothing: this is an estimate, not a promise."""
-    objects = meta_graph.object_graph_def.nodes
-    if len(objects):
-        return sum(_shape_bytes(n.variable.dtype, n.variable.shape) for n in objects
-                   if n.WhichOneof("kind") == "variable")
-    return sum(_shape_bytes(n.attr["dtype"].type, n.attr["shape"].shape)
-               for n in meta_graph.graph_def.node if n.op in VARIABLE_OPS)
+def read_weight_bytes(meta_graph: Any, signature: Any) -> int:
+    """Bytes of the variables ``signature`` reads (what freezing will make constants of).
+    Unknown shapes count as nothing: this is an estimate, not a promise."""
+    return sum(_shape_bytes(v.dtype, v.shape) for v in read_variables(meta_graph, signature))
 
 
 def _gb(count: int) -> str:
@@ -75,7 +71,7 @@ def check_protobuf_limit(source: str, weight_bytes: int, graph_bytes: int,
     """Refuse, before any work, a compile whose ``saved_model.pb`` would pass 2 GB."""
     if extract_weights is not None:
         return
-    estimate = COPIES_IN_COMPILED_MODEL * weight_bytes + graph_bytes
+    estimate = weight_bytes + graph_bytes  # one copy of each weight, in the programs
     if estimate > PROTOBUF_LIMIT:
         raise UserError(
             f"{source}: {_gb(weight_bytes)} of weights would make the compiled "

@@ -10,7 +10,11 @@ has no inner consumer.  Works on NeuronOps made by :func:`~neuroncli.partition.f
 
 :func:`expansion_map` says where each ``n:k`` went (for signature outputs).
 
-Requires: every NeuronOp has a parseable ``graph_def``.  Ensures: a new, valid graph; the input
+The inner nodes come from the program when the NeuronOp was compiled by neuroncli (its
+``graph_def`` keeps only the shapes of large constants: :mod:`neuroncli.format.subgraph`),
+else from its ``graph_def``.
+
+Requires: every NeuronOp has a parseable ``graph_def`` or program.  Ensures: a new, valid graph; the input
 graph is left untouched.  No TensorFlow here.
 """
 
@@ -18,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuroncli import proto
 from neuroncli.format import neuron_op
+from neuroncli.format.subgraph import SubgraphError, full_subgraph
 from neuroncli.graph.convert import graph_from_graphdef
 from neuroncli.graph.ir import Graph, GraphError, Node, split_tensor, tensor_ref
 
@@ -83,14 +87,18 @@ def _relinked(node: Node, data: dict[str, str], expansions: dict[str, _Expansion
 
 
 def _expand(op_node: Node) -> _Expansion:
-    spec = neuron_op.from_attrs(op_node.attrs)
-    inner = graph_from_graphdef(proto.GraphDef.FromString(spec.graph_def))
-    if len(spec.input_names) != len(op_node.inputs):
+    try:
+        segment = full_subgraph(neuron_op.from_attrs(op_node.attrs), op_node.name)
+    except SubgraphError as exc:
+        raise GraphError(str(exc)) from None
+    inner = graph_from_graphdef(segment.graph_def)
+    if len(segment.input_names) != len(op_node.inputs):
         raise GraphError(f"NeuronOp {op_node.name!r} has {len(op_node.inputs)} inputs but "
-                         f"{len(spec.input_names)} input_names")
+                         f"{len(segment.input_names)} input_names")
     prefix = op_node.name + "/"
     # Placeholder tensor -> the outer tensor it stands for.
-    fed = {tensor_ref(*split_tensor(n)): ref for n, ref in zip(spec.input_names, op_node.inputs)}
+    fed = {tensor_ref(*split_tensor(n)): ref
+           for n, ref in zip(segment.input_names, op_node.inputs)}
     fed_nodes = {split_tensor(n)[0] for n in fed}
 
     def outer(ref: str) -> str:
@@ -113,7 +121,7 @@ def _expand(op_node: Node) -> _Expansion:
         nodes.append(Node(name=prefix + node.name, op=node.op,
                           inputs=[outer(r) for r in node.inputs], control_inputs=controls,
                           attrs=dict(node.attrs), device=node.device))
-    outputs = [outer(tensor_ref(*split_tensor(n))) for n in spec.output_names]
+    outputs = [outer(tensor_ref(*split_tensor(n))) for n in segment.output_names]
     waits = [n.name for n in nodes if n.name[len(prefix):] not in has_consumer]
     return _Expansion(nodes, outputs, waits)
 
