@@ -159,25 +159,32 @@ def test_trace_with_extract_weights_saves_its_variables(monkeypatch: pytest.Monk
     np.testing.assert_allclose(loaded(x).numpy(), score(x).numpy(), rtol=1e-6)  # as traced
 
 
-def _inflate_declared_variable(src: Path, dst: Path) -> None:
-    """Copy a model and make one of its variables *declare* 50000x50000 float32 (10 GB):
-    the 2 GB check reads declared shapes only, so no real weights are needed."""
+def _inflate_read_variable(src: Path, dst: Path) -> None:
+    """Copy a model and make a variable its signature *reads* declare 50000x50000 float32
+    (10 GB): the 2 GB check reads declared shapes only, so no real weights are needed.  TF2:
+    the first variable bound to the serving function; TF1: the conv kernel."""
     shutil.copytree(src, dst)
     saved_model = proto.SavedModel.FromString((dst / "saved_model.pb").read_bytes())
     meta_graph = saved_model.meta_graphs[0]
-    shapes = [n.variable.shape for n in meta_graph.object_graph_def.nodes
-              if n.WhichOneof("kind") == "variable"]
-    shapes += [n.attr["shape"].shape for n in meta_graph.graph_def.node if n.op == "VariableV2"]
-    shapes[0].Clear()
-    shapes[0].dim.add(size=50000)
-    shapes[0].dim.add(size=50000)
+    objects = meta_graph.object_graph_def
+    if len(objects.nodes):
+        output = meta_graph.signature_def["serving_default"].outputs["output_0"].name
+        (call,) = [n for n in meta_graph.graph_def.node if n.name == output.split(":")[0]]
+        bound = objects.concrete_functions[call.attr["f"].func.name].bound_inputs
+        shape = objects.nodes[bound[0]].variable.shape
+    else:
+        (kernel,) = [n for n in meta_graph.graph_def.node if n.name == "conv/kernel"]
+        shape = kernel.attr["shape"].shape
+    shape.Clear()
+    shape.dim.add(size=50000)
+    shape.dim.add(size=50000)
     (dst / "saved_model.pb").write_bytes(saved_model.SerializeToString())
 
 
 @pytest.mark.parametrize("name", ["keras_dense", "tf1_conv"])
 def test_past_2gb_is_refused_up_front_naming_extract_weights(name: str, tmp_path: Path) -> None:
     model = tmp_path / "huge"
-    _inflate_declared_variable(FIXTURES / name, model)
+    _inflate_read_variable(FIXTURES / name, model)
     env = {k: v for k, v in os.environ.items() if k != "NEURON_CC_FLAGS"}
     result = subprocess.run([script("neuron-compile"), str(model), str(tmp_path / "out")],
                             capture_output=True, text=True, env=env)
@@ -186,6 +193,16 @@ def test_past_2gb_is_refused_up_front_naming_extract_weights(name: str, tmp_path
     assert len(lines) == 1 and "past protobuf's 2 GB limit" in lines[0]
     assert "--extract-weights" in lines[0] and "10.00 GB of weights" in lines[0]
     assert not (tmp_path / "out").exists()
+    # ... before TensorFlow is imported
+    probe = ("import sys, neuroncli\n"
+             "try:\n"
+             f"    neuroncli.saved_model.compile({str(model)!r}, {str(tmp_path / 'out')!r})\n"
+             "except ValueError as exc:\n"
+             "    print('refused' if 'past protobuf' in str(exc) else exc)\n"
+             "print('TF' if 'tensorflow' in sys.modules else 'NOTF')")
+    out = subprocess.run([os.sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env)
+    assert out.stdout.split() == ["refused", "NOTF"], out.stderr
 
 
 # ----------------------------------------------------------------------------- slow: 2.7 GB
