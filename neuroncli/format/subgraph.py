@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neuroncli import proto
+from neuroncli.proto.dtypes import dtype_size
 from neuroncli.format import executable as exe
 from neuroncli.format.neuron_op import NeuronOpSpec
 
@@ -86,7 +87,7 @@ def _may_be_erased(graph_def: Any) -> bool:
         if node.op != "Const":
             continue
         tensor = node.attr["value"].tensor
-        size = proto.dtype_size(tensor.dtype) * _elements(tensor.tensor_shape)
+        size = dtype_size(tensor.dtype) * _elements(tensor.tensor_shape)
         if size > LARGE_CONSTANT_BYTES and not any(
                 f.name not in _KEPT_TENSOR_FIELDS for f, _ in tensor.ListFields()):
             return True
