@@ -109,14 +109,6 @@ def _run_child(kind: str, out_dir: Path | None = None,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _load() -> str:
-    """The host's 1-minute load average: on a busy host neither figure means much."""
-    try:
-        return f" load {os.getloadavg()[0]:.1f}"
-    except OSError:
-        return ""
-
-
 # -- figures -------------------------------------------------------------------------------
 
 def trace_vs_floor(rounds: int) -> dict:
@@ -127,7 +119,7 @@ def trace_vs_floor(rounds: int) -> dict:
     trace, floor = float(np.median(times["trace"])), float(np.median(times["floor"]))
     ratio = trace / floor
     return row("trace ResNet50 b1 vs TF freeze (fresh processes)", "ratio <= 1.5",
-                f"{trace:.2f} s vs {floor:.2f} s{_load()}", ratio, ratio <= 1.5)
+                f"{trace:.2f} s vs {floor:.2f} s", ratio, ratio <= 1.5)
 
 
 def _seconds_per_call(model: Any, x: np.ndarray) -> float:
@@ -157,7 +149,7 @@ def dynamic_batch(compiled: Path, rounds: int) -> dict:
     one, two = (BATCH / float(np.median(times[c])) for c in (1, 2))
     ratio = two / one
     return row(f"dynamic batch {BATCH} (b1 trace) ResNet50, 2 cores vs 1", "ratio >= 1.6",
-                f"{two:.2f}/s vs {one:.2f}/s (shards {spread[0]}+{spread[1]}){_load()}", ratio,
+                f"{two:.2f}/s vs {one:.2f}/s (shards {spread[0]}+{spread[1]})", ratio,
                 ratio >= 1.6)
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from table import print_table  # noqa: E402
+from table import HEADERS, load_average, print_table  # noqa: E402
 
 BENCHES = ["partition", "compile", "runtime", "rewrite", "trace"]
 
@@ -52,7 +52,8 @@ def _run_isolated(name: str) -> list[dict]:
     except (IndexError, ValueError):
         sys.stderr.write(done.stdout)
         return [{"figure": f"crashed (exit {done.returncode}): see its output above",
-                 "goal": "-", "measured": "-", "ratio": "", "passed": False}]
+                 "goal": "-", "measured": "-", "ratio": "", "passed": False,
+                 "load": load_average()}]
 
 
 def main() -> int:
@@ -67,7 +68,7 @@ def main() -> int:
         rows.extend({"bench": name, **row} for row in _run_isolated(name))
     print(f"neuroncli benchmarks on {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()} ({time.perf_counter() - started:.0f} s)")
-    print_table(rows, ("bench", "figure", "goal", "measured", "ratio", "passed"))
+    print_table(rows, ("bench", *HEADERS))
     return 0
 
 
