@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from neuroncli.errors import UserError
@@ -21,6 +21,7 @@ from neuroncli.format.neuron_op import (
     ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, TensorDesc, check_attr_sizes, from_attrs,
     shape_from_proto,
 )
+from neuroncli.partition.support import outside_op_set
 from neuroncli.proto.dtypes import dtype_name
 from neuroncli.savedmodel import open_saved_model_view
 
@@ -54,6 +55,9 @@ class MetaGraphDesc:
     graph_nodes: int
     on_neuron_ratio: float
     neuron_ops: tuple[NeuronOpDesc, ...]
+    # CPU operations whose type is outside AWS's supported operator list (the list compile
+    # partitions with), op type -> count; CPU-only kinds (NoOp, variables, ...) not listed.
+    outside_aws_op_list: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,8 @@ def inspect_saved_model(model_dir: str | os.PathLike) -> InspectReport:
                 ops_on_neuron=counts.on_neuron, graph_nodes=counts.graph_nodes,
                 on_neuron_ratio=counts.ratio,
                 neuron_ops=tuple(_describe_op(op, len(meta.neuron_ops))
-                                 for op in meta.neuron_ops)))
+                                 for op in meta.neuron_ops),
+                outside_aws_op_list=outside_op_set(meta.cpu_op_types)))
         return InspectReport(view.path, view.size, tuple(metas), _variables_bytes(view.path))
     except (ValueError, KeyError) as exc:
         if isinstance(exc, UserError):

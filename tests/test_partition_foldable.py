@@ -1,4 +1,4 @@
-"""Constant-foldable nodes join segments; the dominant-segment rule of AWS's trace.
+"""Constant-foldable nodes join segments; AWS trace's cheap-segment and dominant-segment rules.
 
 ``*`` marks a node outside AWS's supported operator list in the drawings.
 """
@@ -11,7 +11,8 @@ from test_partition_helpers import build, reason_of, segment_sets
 from neuroncli.errors import UsageError
 from neuroncli.graph import Node
 from neuroncli.partition import (
-    constant_foldable, default_policy, keep_dominant_segment, partition, propose_segments,
+    EXPENSIVE_OP_TYPES, constant_foldable, default_policy, drop_cheap_segments,
+    keep_dominant_segment, partition, propose_segments,
 )
 
 
@@ -105,3 +106,21 @@ def test_foldable_skips_unannotated_and_const_itself() -> None:
     assert constant_foldable(g) == frozenset()
     g.add(Node("i", "Identity", ["c:0"]))
     assert constant_foldable(g) == {"i"}
+
+
+def test_cheap_segments_dropped_when_another_has_an_expensive_op() -> None:
+    # x -> m=MatMul -> t* -> r=Relu -> u* -> v=Relu, w=Relu      ({m}, {r}, {v, w})
+    g = build("x=Placeholder()", "m=MatMul(x, x)", "t=CpuOnly(m)", "r=Relu(t)",
+              "u=CpuOnly(r)", "v=Relu(u)", "w=Relu(v)")
+    plan = partition(g, default_policy(), expensive_op_types=EXPENSIVE_OP_TYPES)
+    assert segment_sets(plan) == [{"m"}]
+    reason = ("a segment without an arithmetic-intensive op (MatMul, Conv2D, ...) while "
+              "another segment has one")
+    assert plan.cpu_nodes[reason] == ("r", "v", "w")
+    assert len(partition(g, default_policy()).segments) == 3  # off by default
+    # then the 80% rule sees only what is left; with no expensive op at all nothing drops
+    cheap = build("x=Placeholder()", "a=Relu(x)", "t=CpuOnly(a)", "b=Relu(t)")
+    assert len(partition(cheap, default_policy(), expensive_op_types=EXPENSIVE_OP_TYPES)
+               .segments) == 2
+    assert drop_cheap_segments(partition(g, default_policy()), frozenset()).segments == \
+        partition(g, default_policy()).segments

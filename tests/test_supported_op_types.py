@@ -27,7 +27,7 @@ OUTSIDE_AWS = ("Sin", "Log", "ResizeBilinear", "GatherV2")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
+def module() -> tf.Module:
     rng = np.random.default_rng(7)
     w1 = tf.constant(rng.standard_normal((8, 16)).astype(np.float32))
     w2 = tf.constant(rng.standard_normal((24, 5)).astype(np.float32))
@@ -45,7 +45,11 @@ def model_dir(tmp_path_factory) -> Path:
             picked = tf.gather(flat, columns, axis=1)
             return {"y": tf.matmul(picked, w2)}
 
-    module = Model()
+    return Model()
+
+
+@pytest.fixture(scope="module")
+def model_dir(module: tf.Module, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ops") / "model"
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
@@ -114,3 +118,21 @@ def test_cli_rejects_a_bad_list_with_one_line(model_dir: Path, tmp_path: Path) -
         "error: supported_op_types: 'simulatr' is neither an operator type (CamelCase, e.g. "
         "GatherV2) nor a named set (simulator)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_inspect_and_analyze_model_use_the_same_list(module: tf.Module, model_dir: Path,
+                                                     tmp_path: Path, capsys) -> None:
+    report = neuroncli.saved_model.compile_with_report(
+        model_dir, tmp_path / "out", neuroncli.saved_model.make_options())
+    refused = {r.split()[2]: len(n) for r, n in report.cpu_nodes.items()
+               if r.endswith("is not in AWS's supported operator list")}
+    assert refused == {"GatherV2": 1, "Log": 1, "ResizeBilinear": 1, "Sin": 1}
+    done = subprocess.run([script("neuron-inspect"), str(tmp_path / "out"), "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    meta = json.loads(done.stdout)["meta_graphs"][0]
+    assert meta["outside_aws_op_list"] == refused
+    result = neuroncli.analyze_model(module.serve, tf.zeros([1, 8]))
+    assert {op: n for op, n in result["unsupported"].items()
+            if op != "Placeholder"} == refused
+    assert result["supported"]["MatMul"] == 2

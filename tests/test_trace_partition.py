@@ -105,6 +105,28 @@ def test_trace_folds_shape_arithmetic_into_the_segment() -> None:
     np.testing.assert_allclose(np.asarray(traced(x)), func(x).numpy())
 
 
+def test_trace_drops_segments_without_an_expensive_op() -> None:
+    # x -> MatMul(w) -> Sin* -> Relu -> out: {MatMul, w} and {Relu, out} remain; the second
+    # has no MatMul/Conv-like op, so (AWS's automatic mode) it stays on CPU.  With a
+    # subgraph_builder_function the rule is off and both compile.
+    w = tf.constant(np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4))
+
+    def func(x):
+        return tf.nn.relu(tf.sin(tf.matmul(x, w)))
+
+    x = tf.constant([[0.5, -1.0, 2.0]])
+    traced = neuroncli.trace(func, x)
+    assert traced.report.counts.neuron_ops == 1
+    assert _ops_on_neuron(traced) == {"MatMul", "Const"}
+    reason = ("a segment without an arithmetic-intensive op (MatMul, Conv2D, ...) while "
+              "another segment has one")
+    assert [n.rsplit("/", 1)[-1] for n in traced.report.cpu_nodes[reason]] == ["Identity",
+                                                                             "Relu"]
+    np.testing.assert_allclose(np.asarray(traced(x)), func(x).numpy(), rtol=1e-6)
+    manual = neuroncli.trace(func, x, subgraph_builder_function=lambda n: n.op != "Sin")
+    assert manual.report.counts.neuron_ops == 2
+
+
 def _tf1_model(path: Path, with_identity: bool) -> Path:
     graph = tf.Graph()
     with graph.as_default():

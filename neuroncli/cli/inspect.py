@@ -39,6 +39,9 @@ def render(report: Any, console: Any) -> None:
             console.print(f"  signature {key!r}: ({ins}) -> ({outs})", markup=False)
         console.print(f"  operations: {meta.graph_nodes} in graph, {meta.ops_on_neuron} of "
                       f"{meta.ops_total} on Neuron; OnNeuronRatio {meta.on_neuron_ratio:.4f}")
+        outside = ", ".join(f"{op}×{n}" for op, n in meta.outside_aws_op_list.items())
+        console.print(f"  CPU operations outside AWS's supported operator list: "
+                      f"{outside or 'none'}", markup=False, highlight=False)
         if not meta.neuron_ops:
             console.print("  no NeuronOp: not a compiled model")
             continue

@@ -38,6 +38,8 @@ class CompileOptions:
     fuse_foldable_nodes: constant-foldable nodes join segments whatever their type.
     prune_small_subgraphs_ratio: when > 0 and the largest of several segments holds more
         than this share of the segmented nodes, only it is compiled (``trace``: 0.8).
+    drop_cheap_segments: when several segments remain and some hold a MatMul/Conv-like op,
+        the others stay on CPU (``trace``'s automatic mode).
     builder: ``trace``'s ``subgraph_builder_function``: the nodes it accepts are forced into
         segments and no other node is (AWS's manual partitioning).
     no_fuse_ops / force_fuse_ops: node names forced onto CPU / into segments.
@@ -56,6 +58,7 @@ class CompileOptions:
     op_set: OpSet = field(default_factory=OpSet)
     fuse_foldable_nodes: bool = True
     prune_small_subgraphs_ratio: float = 0.0
+    drop_cheap_segments: bool = False
     builder: Callable[[Any], bool] | None = None
     no_fuse_ops: tuple[str, ...] = ()
     force_fuse_ops: tuple[str, ...] = ()

@@ -26,7 +26,8 @@ from neuroncli.format import neuron_op
 from neuroncli.format.subgraph import erase_large_constants
 from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.partition import (
-    CallableRule, SegmentPlan, SupportPolicy, builder_policy, constant_foldable, default_policy,
+    EXPENSIVE_OP_TYPES, CallableRule, SegmentPlan, SupportPolicy, builder_policy, constant_foldable,
+    default_policy,
     extract_segment, fuse_segment, partition, segment_digest_name,
 )
 from neuroncli.partition.names import restore_output_names
@@ -86,7 +87,9 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
         minimum = default_minimum_segment_size(frozen.graph_def)
     plan = partition(graph, support_policy(graph, options), minimum_segment_size=minimum,
                      graph_outputs=tuple(frozen.outputs.values()),
-                     prune_small_subgraphs_ratio=options.prune_small_subgraphs_ratio)
+                     prune_small_subgraphs_ratio=options.prune_small_subgraphs_ratio,
+                     expensive_op_types=(EXPENSIVE_OP_TYPES if options.drop_cheap_segments
+                                         else frozenset()))
     duplicates = None
     if options.flags.extract_weights:
         duplicates = weights.max_num_duplicates(frozen.weights.nbytes,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import mmap
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -44,6 +45,8 @@ class MetaGraphView:
     graph_nodes: int
     neuron_ops: list[NeuronOpView]
     library_nodes: dict[str, int]  # function name -> node count, for functions with NeuronOps
+    # op type -> count of the other nodes of those parts (what runs on the CPU)
+    cpu_op_types: Counter = field(default_factory=Counter)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -74,7 +77,9 @@ def _attr_key(buf: memoryview, entry: wire.Field) -> bytes:
     return b"" if key is None else bytes(buf[key.value_start:key.end])
 
 
-def _node(buf: memoryview, start: int, end: int, where: str) -> NeuronOpView | None:
+def _node(buf: memoryview, start: int, end: int, where: str,
+          cpu_ops: Counter) -> NeuronOpView | None:
+    """The NeuronOp at ``buf[start:end]``, or None after counting the node's op type."""
     op, attrs = None, []  # one pass: a node may hold 10^6 inputs
     for f in wire.fields(buf, start, end):
         # a field of another wire type is an unknown field to protobuf: neither op nor attr
@@ -83,7 +88,9 @@ def _node(buf: memoryview, start: int, end: int, where: str) -> NeuronOpView | N
                 op = f  # protobuf keeps the last occurrence of a singular field
             elif f.number == ND_ATTR:
                 attrs.append(f)
-    if op is None or bytes(buf[op.value_start:op.end]) != NEURON_OP.encode():
+    op_type = b"" if op is None else bytes(buf[op.value_start:op.end])
+    if op_type != NEURON_OP.encode():
+        cpu_ops[op_type.decode(errors="replace")] += 1
         return None
     light, heavy, kept = bytearray(), {}, start  # copy the runs between heavy attributes
     for f in attrs:
@@ -98,35 +105,40 @@ def _node(buf: memoryview, start: int, end: int, where: str) -> NeuronOpView | N
     return NeuronOpView(where, start, proto.NodeDef.FromString(bytes(light)), heavy)
 
 
-def _graph(buf: memoryview, start: int, end: int, ops: list, library: dict) -> int:
-    """Add a GraphDef's NeuronOps to ``ops`` (and ``library``); returns its node count."""
+def _graph(buf: memoryview, start: int, end: int, ops: list, library: dict,
+           cpu_ops: Counter) -> int:
+    """Add a GraphDef's NeuronOps to ``ops`` (and ``library``), the op types of its other
+    counted nodes to ``cpu_ops``; returns its node count."""
     count = 0
     for f in wire.fields(buf, start, end):
         if f.wire_type != wire.LEN:
             continue  # protobuf keeps such a field as unknown: neither a node nor a library
         if f.number == GD_NODE:
             count += 1
-            if (view := _node(buf, f.value_start, f.end, "graph")) is not None:
+            if (view := _node(buf, f.value_start, f.end, "graph", cpu_ops)) is not None:
                 ops.append(view)
         elif f.number == GD_LIBRARY:
             for fn in wire.fields(buf, f.value_start, f.end):
                 if fn.number == LIB_FUNCTION and fn.wire_type == wire.LEN:
-                    _function(buf, fn, ops, library)
+                    _function(buf, fn, ops, library, cpu_ops)
     return count
 
 
-def _function(buf: memoryview, fn: wire.Field, ops: list, library: dict) -> None:
+def _function(buf: memoryview, fn: wire.Field, ops: list, library: dict,
+              cpu_ops: Counter) -> None:
     sig = wire.first(buf, fn.value_start, fn.end, FN_SIGNATURE)
     name = wire.string(buf, wire.first(buf, sig.value_start, sig.end, 1)) if sig else ""
-    found, nodes = [], 0
+    found, nodes, types = [], 0, Counter()
     for f in wire.fields(buf, fn.value_start, fn.end):
         if f.number == FN_NODE_DEF and f.wire_type == wire.LEN:
             nodes += 1
-            if (view := _node(buf, f.value_start, f.end, f"function:{name}")) is not None:
+            if (view := _node(buf, f.value_start, f.end, f"function:{name}", types)) \
+                    is not None:
                 found.append(view)
-    if found:
+    if found:  # a function without NeuronOps is an uncompiled copy: not counted
         library[name] = library.get(name, 0) + nodes
         ops.extend(found)
+        cpu_ops.update(types)
 
 
 def _check_unique(ops: list[NeuronOpView]) -> None:
@@ -162,16 +174,16 @@ def open_view(path: str) -> SavedModelView:
     for f in wire.fields(buf):
         if f.number != SM_META_GRAPHS or f.wire_type != wire.LEN:
             continue
-        small, count, ops, library = bytearray(), 0, [], {}
+        small, count, ops, library, cpu_ops = bytearray(), 0, [], {}, Counter()
         for g in wire.fields(buf, f.value_start, f.end):
             if g.number == MG_GRAPH_DEF and g.wire_type == wire.LEN:
                 # a repeated singular message is merged by protobuf: one graph, in parts
-                count += _graph(buf, g.value_start, g.end, ops, library)
+                count += _graph(buf, g.value_start, g.end, ops, library, cpu_ops)
             else:
                 small += buf[g.start:g.end]
         _check_unique(ops)
         metas.append(MetaGraphView(proto.MetaGraphDef.FromString(bytes(small)), count, ops,
-                                   library))
+                                   library, cpu_ops))
     _check_tag_sets(metas)
     return SavedModelView(path, size, buf, metas, mapped)
 

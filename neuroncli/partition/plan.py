@@ -176,3 +176,24 @@ def keep_dominant_segment(plan: SegmentPlan, ratio: float) -> SegmentPlan:
         if segment is not largest:
             cpu.setdefault(reason, []).extend(segment.nodes)
     return SegmentPlan((replace(largest, index=0),), sorted_cpu_nodes(cpu), plan.node_count)
+
+
+def drop_cheap_segments(plan: SegmentPlan, expensive_op_types: frozenset[str]) -> SegmentPlan:
+    """AWS's automatic-mode pruning: when more than one segment remains and at least one
+    holds an op of ``expensive_op_types`` (MatMul, Conv2D, ...), the segments holding none
+    go back to CPU.  An empty set disables it."""
+    if not expensive_op_types or len(plan.segments) < 2:
+        return plan
+    has = [any(op in expensive_op_types for op in s.op_histogram) for s in plan.segments]
+    if not any(has) or all(has):
+        return plan
+    reason = ("a segment without an arithmetic-intensive op (MatMul, Conv2D, ...) while "
+              "another segment has one")
+    cpu: dict[str, list[str]] = {r: list(n) for r, n in plan.cpu_nodes.items()}
+    kept: list[Segment] = []
+    for segment, expensive in zip(plan.segments, has):
+        if expensive:
+            kept.append(replace(segment, index=len(kept)))
+        else:
+            cpu.setdefault(reason, []).extend(segment.nodes)
+    return SegmentPlan(tuple(kept), sorted_cpu_nodes(cpu), plan.node_count)

@@ -53,8 +53,8 @@ from typing import Iterable
 from neuroncli.graph.ir import Graph, GraphError, split_tensor, tensor_ref
 from neuroncli.partition.index import GraphIndex, build_index, paused_gc
 from neuroncli.partition.plan import (
-    SegmentPlan, Segment, check_minimum_segment_size, check_prune_ratio, filter_segments,
-    keep_dominant_segment, sorted_cpu_nodes,
+    SegmentPlan, Segment, check_minimum_segment_size, check_prune_ratio, drop_cheap_segments,
+    filter_segments, keep_dominant_segment, sorted_cpu_nodes,
 )
 from neuroncli.partition.support import Decision, Rule
 from neuroncli.proto.dtypes import REF_OFFSET, dtype_enum
@@ -107,14 +107,17 @@ def _propose(graph: Graph, policy: Rule, protected: frozenset[str],
 
 def partition(graph: Graph, policy: Rule, *, minimum_segment_size: int = 1,
               graph_outputs: Iterable[str] = (), protected: Iterable[str] = (),
-              prune_small_subgraphs_ratio: float = 0.0) -> SegmentPlan:
-    """Propose, filter, then (ratio > 0) keep only a dominant segment: the plan that is
-    compiled (:func:`~neuroncli.partition.plan.keep_dominant_segment`)."""
+              prune_small_subgraphs_ratio: float = 0.0,
+              expensive_op_types: frozenset[str] = frozenset()) -> SegmentPlan:
+    """Propose, filter, drop segments without an expensive op when another has one (a
+    non-empty ``expensive_op_types``), then (ratio > 0) keep only a dominant segment: the
+    plan that is compiled (:mod:`neuroncli.partition.plan`)."""
     check_minimum_segment_size(minimum_segment_size)  # before any work
     check_prune_ratio(prune_small_subgraphs_ratio)
     with paused_gc():
         plan = _propose(graph, policy, frozenset(protected), graph_outputs)
         plan = filter_segments(plan, minimum_segment_size)
+        plan = drop_cheap_segments(plan, expensive_op_types)
         return keep_dominant_segment(plan, prune_small_subgraphs_ratio)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from neuroncli.errors import UsageError
 from neuroncli.graph.convert import node_to_nodedef
@@ -87,6 +87,13 @@ SIMULATOR_EXTRA_OPS: dict[str, str] = {
 
 # The default: what AWS's partitioner offers the device.
 DEFAULT_OP_SET: frozenset[str] = AWS_DEFAULT_OPS
+# AWS's arithmetic-intensive op types: in ``trace``'s automatic mode, when several segments
+# remain and some hold one of these, the segments holding none stay on CPU.
+EXPENSIVE_OP_TYPES: frozenset[str] = frozenset("""
+BatchMatMul BatchMatMulV2 BatchMatMulV3 Conv2D Conv2DBackpropFilter Conv2DBackpropInput Conv3D
+Conv3DBackpropFilterV2 Conv3DBackpropInputV2 DepthwiseConv2dNative
+DepthwiseConv2dNativeBackpropFilter DepthwiseConv2dNativeBackpropInput Einsum MatMul
+""".split())
 # Named sets a ``supported_op_types`` item may add (``+simulator``) or name (``simulator``).
 NAMED_OP_SETS: dict[str, frozenset[str]] = {"simulator": frozenset(SIMULATOR_EXTRA_OPS)}
 AWS_LIST_NAME = "AWS's supported operator list"
@@ -96,9 +103,12 @@ _OP_NAME = re.compile(r"_?[A-Z][A-Za-z0-9_]*")
 # Op families that never run on the device, with a more useful reason than "unsupported".
 _CPU_ONLY_FAMILIES: dict[str, str] = {
     "Placeholder": "signature input",
-    **dict.fromkeys((*sorted(VARIABLE_OPS), READ_OP,
-                     "AssignVariableOp", "ResourceGather", "VarIsInitializedOp"),
+    **dict.fromkeys((*sorted(VARIABLE_OPS), READ_OP, "AssignVariableOp", "ResourceGather",
+                     "VarIsInitializedOp", "Assign", "AssignAdd", "AssignSub",
+                     "IsVariableInitialized"),
                     "variable/resource op {op} stays on CPU"),
+    **dict.fromkeys(("SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename"),
+                    "checkpoint op {op} stays on CPU"),
     **dict.fromkeys(("Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond",
                      "While", "StatelessWhile", "If", "StatelessIf", "Case"),
                     "control-flow op {op} stays on CPU"),
@@ -112,6 +122,14 @@ def cpu_only_reason(op: str) -> str | None:
     """Why op type ``op`` never runs on the device whatever the op set, or None."""
     family = _CPU_ONLY_FAMILIES.get(op)
     return None if family is None else family.format(op=op)
+
+
+def outside_op_set(op_counts: Mapping[str, int], op_set: OpSet | None = None) -> dict[str, int]:
+    """The op types (with counts) a compile refuses as ``op type X is not in <list>``: not in
+    the op set and not CPU-only by nature; sorted by type.  What ``neuron-inspect`` reports."""
+    ops = (op_set or OpSet()).ops
+    return {op: n for op, n in sorted(op_counts.items())
+            if op not in ops and cpu_only_reason(op) is None}
 
 
 @dataclass(frozen=True)

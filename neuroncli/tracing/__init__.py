@@ -73,9 +73,10 @@ def list_operators() -> frozenset[str]:
 def trace_options(flags: Any, batch: int,
                   subgraph_builder_function: Callable[[Any], bool] | None) -> CompileOptions:
     """AWS's TF2 partition defaults: segments of one op compile; without a
-    ``subgraph_builder_function``, constant-foldable nodes join segments and a segment holding
-    more than 80% of the segmented nodes is compiled alone; with one, exactly the nodes it
-    accepts are fused."""
+    ``subgraph_builder_function`` (AWS's automatic mode), constant-foldable nodes join
+    segments, segments without a MatMul/Conv-like op are dropped when another has one, and a
+    segment holding more than 80% of the segmented nodes is compiled alone; with one,
+    exactly the nodes it accepts are fused."""
     ops = list_operators()
     op_set = OpSet(frozenset(ops), AWS_LIST_NAME if ops == AWS_DEFAULT_OPS
                    else "the supported operator list")
@@ -84,6 +85,7 @@ def trace_options(flags: Any, batch: int,
         flags=flags, batch_size=batch, minimum_segment_size=TRACE_MINIMUM_SEGMENT_SIZE,
         op_set=op_set, fuse_foldable_nodes=automatic,
         prune_small_subgraphs_ratio=TRACE_PRUNE_SMALL_SUBGRAPHS_RATIO if automatic else 0.0,
+        drop_cheap_segments=automatic,
         builder=subgraph_builder_function)
 
 
