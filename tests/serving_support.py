@@ -213,7 +213,7 @@ def main_server(compiled_models: dict[str, Path],
 def metric(text: str, name: str, **labels: str) -> float:
     """The value of one Prometheus series (0 when absent)."""
     for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name + "{"):
+        if line.startswith("#") or not line.startswith((name + "{", name + " ")):
             continue
         series, value = line.rsplit(" ", 1)
         if all(f'{k}="{v}"' in series for k, v in labels.items()):

@@ -26,7 +26,8 @@ from typing import Any, Callable
 from neuroncli.serving import restjson
 from neuroncli.serving.service import InferenceService, ModelRef
 from neuroncli.serving.status import (
-    DEADLINE_EXCEEDED, INVALID_ARGUMENT, NOT_FOUND, ServingError, from_exception,
+    DEADLINE_EXCEEDED, INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ServingError,
+    from_exception,
 )
 
 # Larger bodies are refused with 413 before reading them: a JSON tensor that big is a
@@ -131,7 +132,11 @@ class RestHandler(BaseHTTPRequestHandler):
                 return restjson.predict_response(result, request.row_format)
         if self.server.timeout_s is None:
             return run()
-        future = self.server.pool.submit(run)
+        try:
+            future = self.server.pool.submit(run)
+        except RuntimeError:  # the pool is closed: the server is exiting
+            raise ServingError(UNAVAILABLE, "the server is shutting down: retry on another "
+                               "replica") from None
         try:
             return future.result(self.server.timeout_s)
         except FutureTimeout:

@@ -154,15 +154,17 @@ class ModelServer:
 
     def stop(self) -> bool:
         """Stop accepting, finish the accepted requests, unload.  True if none was lost."""
+        # Refuse first (UNAVAILABLE / 503, which clients retry elsewhere), then close the
+        # listeners once nothing is in flight: grpc's own stop() cancels the RPCs that
+        # arrive while it waits, which clients cannot tell from a lost request.
+        self.service.refuse_new()
         if self._rest is not None:
             self._rest.shutdown()  # no new connections; open ones get 503 from the gate
-        grpc_done = self._grpc.stop(DRAIN_SECONDS) if self._grpc is not None else None
-        self.service.refuse_new()
         if self.batcher is not None:
             self.batcher.stop()  # queued batches run now, without waiting for their timeout
         drained = self.service.drain(DRAIN_SECONDS)
-        if grpc_done is not None:
-            grpc_done.wait(DRAIN_SECONDS)
+        if self._grpc is not None:
+            self._grpc.stop(DRAIN_SECONDS).wait(DRAIN_SECONDS)
         if self._rest is not None:
             drained = self._rest.wait_idle(DRAIN_SECONDS) and drained
             self._rest.server_close()
