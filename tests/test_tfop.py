@@ -284,3 +284,27 @@ def test_without_a_compiler_one_line_and_neuroncli_load_still_works(
                        "process; neuroncli.load still works"]
     assert abs(float(done.stdout.split()[0]) - 1.0) < 1e-5
     assert done.returncode != 0 and "Op type not registered 'NeuronOp'" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["keras_dense", "tf1_conv"])
+def test_extracted_weights_are_restored_by_tensorflows_loaders(
+        library: object, fixtures_dir: Path, tmp_path: Path, name: str) -> None:
+    # --extract-weights: the weights live in variables/; the compiled meta graph's saver_def
+    # lets both TensorFlow loaders restore them before the NeuronOps read them as inputs.
+    target = tmp_path / name
+    neuroncli.saved_model.compile(fixtures_dir / name, target,
+                                  compiler_args="--extract-weights inf2.xlarge")
+    feeds = _inputs(fixtures_dir, name, 1)
+    want = ReferenceModel(fixtures_dir / name)(feeds)
+    simulated = _simulated(target, feeds)
+    serving = tf.saved_model.load(str(target)).signatures["serving_default"]
+    got = serving(**{k: tf.constant(v) for k, v in feeds.items()})
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+        meta_graph = tf.compat.v1.saved_model.load(sess, ["serve"], str(target))
+        signature = meta_graph.signature_def["serving_default"]
+        session = sess.run({k: v.name for k, v in signature.outputs.items()},
+                           {signature.inputs[k].name: v for k, v in feeds.items()})
+    for key in want:
+        np.testing.assert_array_equal(got[key].numpy(), simulated[key])
+        np.testing.assert_array_equal(session[key], simulated[key])
+        np.testing.assert_allclose(simulated[key], want[key], rtol=1e-5, atol=1e-6)

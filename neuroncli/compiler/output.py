@@ -16,6 +16,7 @@ from typing import Any
 
 from neuroncli import proto
 from neuroncli.compiler.freeze import FrozenGraph
+from neuroncli.format.weights import add_saver
 from neuroncli.compiler.weights import ExtractedWeights, write_variables
 from neuroncli.graph import Graph, split_tensor
 from neuroncli.savedmodel import copy_model_files, write_saved_model
@@ -43,6 +44,7 @@ def build_saved_model(meta_graph: Any, signature_key: str, signature: Any,
         if node.name in declared:
             node.attr["shape"].CopyFrom(declared[node.name])
     out.asset_file_def.extend(meta_graph.asset_file_def)
+    add_saver(out)  # extracted weights: TensorFlow's own loaders restore variables/ too
     new_sig = out.signature_def[signature_key]
     new_sig.method_name = signature.method_name or PREDICT_METHOD
     for key in sorted(frozen.inputs):

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from neuroncli import proto
 from neuroncli.format.neuron_op import NEURON_OP
+from neuroncli.format.weights import HANDLE_OP, is_saver_node, saver_node_count
 
 LOW_RATIO = 0.3
 
@@ -57,6 +58,8 @@ def count_nodes(nodes: Iterable[Any]) -> OperatorCounts:
     """Counts over ``NodeDef``s (a GraphDef's ``node`` or a FunctionDef's ``node_def``)."""
     graph_nodes = neuron_ops = on_neuron = 0
     for node in nodes:
+        if is_saver_node(node.name):  # restore ops for TensorFlow's loaders, not the model
+            continue
         graph_nodes += 1
         if _is_compiled(node):
             neuron_ops += 1
@@ -100,5 +103,6 @@ def count_view(meta: Any) -> OperatorCounts:
     """:func:`count_meta_graph` over a :class:`neuroncli.format.view.MetaGraphView`."""
     compiled = [op for op in meta.neuron_ops if len(op.heavy.get("executable", b""))]
     on_neuron = sum(_inner_op_count(op.heavy.get("graph_def", b"")) for op in compiled)
-    nodes = meta.graph_nodes + sum(meta.library_nodes.values())
+    saver = saver_node_count(meta.meta, meta.cpu_op_types.get(HANDLE_OP, 0))
+    nodes = meta.graph_nodes - saver + sum(meta.library_nodes.values())
     return OperatorCounts(nodes, len(compiled), on_neuron, nodes + on_neuron - len(compiled))

@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence, Union
 
 from neuroncli import proto
 from neuroncli.format.neuron_op import shape_proto
-from neuroncli.format.weights import HANDLE_OP, READ_OP, WRITER_OPS
+from neuroncli.format.weights import HANDLE_OP, READ_OP, WRITER_OPS, is_saver_node
 from neuroncli.graph import Graph, Node, graph_from_graphdef, graph_to_graphdef, split_tensor
 from neuroncli.runtime.program import Program
 
@@ -127,7 +127,9 @@ class _Scheduler:
     def _pure_nodes(self) -> set[str]:
         pure: set[str] = set()
         ops = _PURE_OPS
-        if not any(node.op in WRITER_OPS for node in self.graph):
+        # The saver's restore ops (for TensorFlow's loaders) never run here: not writers.
+        if not any(node.op in WRITER_OPS and not is_saver_node(node.name)
+                   for node in self.graph):
             ops = ops | _VARIABLE_READ_OPS
         for node in self.graph.topological_order():
             if node.op in ops and all(src in pure for src in node.input_nodes()):
