@@ -98,8 +98,14 @@ def ensure_built(tf: Any) -> BuildResult:
     path = library_path(tf)
     if os.path.isfile(path):
         return BuildResult(path, False, 0.0)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".lock", "w") as lock:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock = open(path + ".lock", "w")
+    except OSError as exc:
+        raise OpLibraryUnavailable(
+            f"cannot write the NeuronOp library's cache ({exc}): set XDG_CACHE_HOME to a "
+            "writable directory; neuroncli.load still works") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if os.path.isfile(path):  # another process built it while we waited
             return BuildResult(path, False, 0.0)

@@ -61,8 +61,12 @@ def uninstall() -> None:
 def load_quietly(tf: Any) -> None:
     """Load the library; on failure print one line (once) and carry on."""
     from neuroncli import tfop
+    from neuroncli.lazy_tf import notify
     try:
         tfop.load_library(tf)
     except OpLibraryUnavailable as exc:
-        from neuroncli.lazy_tf import notify
         notify(f"neuroncli: {exc}")
+    except Exception as exc:  # noqa: BLE001 - never break the user's `import tensorflow`
+        notify(f"neuroncli: the NeuronOp library failed to load ({type(exc).__name__}: "
+               f"{exc}): tf.saved_model.load cannot run compiled models in this process; "
+               "neuroncli.load still works")
