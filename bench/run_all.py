@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from table import HEADERS, load_average, print_table  # noqa: E402
 
-BENCHES = ["partition", "compile", "runtime", "rewrite", "trace", "oplib"]
+BENCHES = ["partition", "compile", "runtime", "rewrite", "trace", "oplib", "serving"]
 
 
 def _available(name: str) -> bool:

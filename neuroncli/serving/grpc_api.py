@@ -14,6 +14,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from neuroncli.lazy_tf import import_tensorflow
+from neuroncli.serving.classify import (
+    CLASSIFY_METHOD, INPUTS, REGRESS_METHOD, fill_classification, fill_regression,
+    serialized_examples,
+)
 from neuroncli.serving.service import InferenceService, ModelRef
 from neuroncli.serving.status import INVALID_ARGUMENT, ServingError, from_exception
 from neuroncli.serving.tensors import from_proto, to_proto
@@ -22,8 +26,8 @@ import_tensorflow()  # before the stubs: they import tensorflow.core protos
 
 import grpc  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
-    get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
-    prediction_service_pb2_grpc,
+    classification_pb2, get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+    predict_pb2, prediction_service_pb2_grpc, regression_pb2,
 )
 
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -42,7 +46,8 @@ def _abort(context: Any, error: ServingError) -> None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """``tensorflow.serving.PredictionService``: Predict and GetModelMetadata."""
+    """``tensorflow.serving.PredictionService``: Predict, Classify, Regress and
+    GetModelMetadata (MultiInference is not offered)."""
 
     def __init__(self, service: InferenceService) -> None:
         self.service = service
@@ -69,6 +74,27 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 to_proto(array, result.specs[key].dtype, response.outputs[key])
             return response
         return self._run(context, ref.name, "predict", body)
+
+    def Classify(self, request: Any, context: Any) -> Any:
+        return self._examples(request, context, "classify", CLASSIFY_METHOD,
+                              classification_pb2.ClassificationResponse(), fill_classification)
+
+    def Regress(self, request: Any, context: Any) -> Any:
+        return self._examples(request, context, "regress", REGRESS_METHOD,
+                              regression_pb2.RegressionResponse(), fill_regression)
+
+    def _examples(self, request: Any, context: Any, api: str, method: str, response: Any,
+                  fill: Callable[[Any, Any, int], None]) -> Any:
+        ref = model_ref(request.model_spec)
+
+        def body() -> Any:
+            examples = serialized_examples(request.input)
+            result = self.service.predict(ref, lambda specs: {INPUTS: examples},
+                                          method=method)
+            _fill_spec(response.model_spec, ref.name, result.version, result.signature_name)
+            fill(response.result, result.outputs, len(examples))
+            return response
+        return self._run(context, ref.name, api, body)
 
     def GetModelMetadata(self, request: Any, context: Any) -> Any:
         ref = model_ref(request.model_spec)

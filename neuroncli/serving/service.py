@@ -86,11 +86,16 @@ class InferenceService:
                 self._inflight -= 1
                 self._gate.notify_all()
 
-    def predict(self, ref: ModelRef, convert: Converter,
-                output_filter: tuple[str, ...] = ()) -> PredictResult:
-        """Run the signature ``ref`` names on the inputs ``convert(specs)`` returns."""
+    def predict(self, ref: ModelRef, convert: Converter, output_filter: tuple[str, ...] = (),
+                method: str | None = None) -> PredictResult:
+        """Run the signature ``ref`` names on the inputs ``convert(specs)`` returns;
+        ``method``: the ``method_name`` the signature must have (Classify, Regress)."""
         with self._version(ref) as loaded:
             model = loaded.model(ref.signature_name)
+            if method is not None:
+                from neuroncli.serving.classify import check_method
+                check_method(loaded.signature_defs[model.signature.key], model.signature.key,
+                             method)
             specs = model.signature.outputs
             unknown = [k for k in output_filter if k not in specs]
             if unknown:
