@@ -69,8 +69,34 @@ def _resnet50() -> tuple[Any, np.ndarray]:
     return model, x
 
 
+def _cpu() -> float:
+    """CPU seconds of this process, every thread (TensorFlow's pools included)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _optimize_and_load(tf: Any, graph_def: Any, outputs: list[str]) -> None:
+    """What TensorFlow alone needs to make a frozen graph a program and load it: grappler
+    with the backend's optimizers (``compiler.backend.optimize``), then an import into a
+    session's graph."""
+    from tensorflow.python.grappler import tf_optimizer
+    meta = tf.compat.v1.MetaGraphDef()
+    meta.graph_def.CopyFrom(graph_def)
+    meta.collection_def["train_op"].node_list.value.extend(
+        sorted({name.split(":")[0] for name in outputs}))
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.optimizers.extend(["pruning", "dependency", "constfold"])
+    config.graph_options.rewrite_options.min_graph_nodes = -1
+    optimized = tf_optimizer.OptimizeGraph(config, meta)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(optimized, name="")
+    tf.compat.v1.Session(graph=graph).close()
+
+
 def _child(kind: str, out_dir: str | None) -> dict:
-    """In a fresh process: time one trace or one TensorFlow-only freeze of ResNet50."""
+    """In a fresh process: time one trace, one TensorFlow-only freeze of ResNet50 (``floor``)
+    or the freeze followed by grappler and a session import (``floor+load``)."""
     import tensorflow as tf
     import neuroncli
     from tensorflow.python.framework.convert_to_constants import (
@@ -78,19 +104,22 @@ def _child(kind: str, out_dir: str | None) -> dict:
     )
     model, x = _resnet50()
     example = tf.constant(x)
-    if kind == "floor":
-        started = time.perf_counter()
+    if kind in ("floor", "floor+load"):
+        started, cpu = time.perf_counter(), _cpu()
         concrete = tf.function(model).get_concrete_function(
             tf.TensorSpec(x.shape, tf.float32))
         frozen = convert_variables_to_constants_v2(concrete)
-        seconds = time.perf_counter() - started
-        return {"seconds": seconds, "nodes": len(frozen.graph.as_graph_def().node)}
-    started = time.perf_counter()
+        graph_def = frozen.graph.as_graph_def()
+        if kind == "floor+load":
+            _optimize_and_load(tf, graph_def, [t.name for t in frozen.outputs])
+        return {"seconds": time.perf_counter() - started, "cpu": _cpu() - cpu,
+                "nodes": len(graph_def.node)}
+    started, cpu = time.perf_counter(), _cpu()
     traced = neuroncli.trace(model, example)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     if out_dir:
         traced.save(out_dir)
-    return {"seconds": seconds, "neuron_ops": traced.report.counts.neuron_ops,
+    return {"seconds": seconds, "cpu": cpu, "neuron_ops": traced.report.counts.neuron_ops,
             "on_neuron_ratio": traced.on_neuron_ratio}
 
 
@@ -111,15 +140,29 @@ def _run_child(kind: str, out_dir: Path | None = None,
 
 # -- figures -------------------------------------------------------------------------------
 
-def trace_vs_floor(rounds: int) -> dict:
-    times: dict[str, list[float]] = {"trace": [], "floor": []}
+def trace_vs_floor(rounds: int) -> list[dict]:
+    """The trace against two floors, in wall and CPU seconds (medians of fresh processes):
+    the freeze alone (the original goal, 1.5x), and the freeze plus what TensorFlow needs to
+    optimize and load the result (goal 1.2x: what trace adds of its own, the XLA lowering
+    check, execute-once, partitioning and fusing, may cost a fifth)."""
+    runs: dict[str, list[dict]] = {"trace": [], "floor": [], "floor+load": []}
     for _ in range(rounds):
-        for kind in times:
-            times[kind].append(_run_child(kind)["seconds"])
-    trace, floor = float(np.median(times["trace"])), float(np.median(times["floor"]))
-    ratio = trace / floor
-    return row("trace ResNet50 b1 vs TF freeze (fresh processes)", "ratio <= 1.5",
-                f"{trace:.2f} s vs {floor:.2f} s", ratio, ratio <= 1.5)
+        for kind in runs:
+            runs[kind].append(_run_child(kind))
+
+    def median(kind: str, key: str) -> float:
+        return float(np.median([r[key] for r in runs[kind]]))
+
+    rows = []
+    for floor, goal in (("floor", 1.5), ("floor+load", 1.2)):
+        wall, cpu = median("trace", "seconds") / median(floor, "seconds"), \
+            median("trace", "cpu") / median(floor, "cpu")
+        what = "TF freeze" if floor == "floor" else "TF freeze + grappler + session import"
+        rows.append(row(f"trace ResNet50 b1 vs {what} (fresh processes)", f"ratio <= {goal}",
+                        f"{median('trace', 'seconds'):.2f} s vs {median(floor, 'seconds'):.2f} s"
+                        f" wall; cpu {median('trace', 'cpu'):.2f} s vs "
+                        f"{median(floor, 'cpu'):.2f} s = {cpu:.2f}x", wall, wall <= goal))
+    return rows
 
 
 def _seconds_per_call(model: Any, x: np.ndarray) -> float:
@@ -156,7 +199,7 @@ def dynamic_batch(compiled: Path, rounds: int) -> dict:
 def run(quick: bool = False) -> list[dict]:
     """Every figure, in order (see module doc).  ``quick``: fewer rounds."""
     with tempfile.TemporaryDirectory(prefix="bench-trace-") as tmp:
-        rows = [trace_vs_floor(rounds=1 if quick else 3)]
+        rows = trace_vs_floor(rounds=1 if quick else 3)
         compiled = Path(tmp) / "resnet50_dynamic"
         _run_child("trace", compiled, flags="--dynamic-batch-size")
         rows.append(dynamic_batch(compiled, rounds=2 if quick else 6))
@@ -168,7 +211,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--child", choices=("trace", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("trace", "floor", "floor+load"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
