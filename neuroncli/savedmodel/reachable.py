@@ -26,6 +26,9 @@ from typing import Any, Iterable, Mapping
 from neuroncli.format.weights import VARIABLE_OPS
 
 CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
+#: Calls nested deeper than this are assumed to use every input (a hostile library could nest
+#: functions until Python's recursion limit; real models nest a handful).
+MAX_CALL_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class _Library:
     def __init__(self, library: Any) -> None:
         self.functions = {f.signature.name: f for f in library.function}
         self._used: dict[str, frozenset[int] | None] = {}
+        self._depth = 0
 
     def used_args(self, name: str) -> frozenset[int] | None:
         """Indices of the inputs function ``name`` uses; None: assume all (unknown, or a
@@ -66,12 +70,16 @@ class _Library:
         if name in self._used:
             return self._used[name]
         function = self.functions.get(name)
-        if function is None:
+        if function is None or self._depth >= MAX_CALL_DEPTH:
             return None
         self._used[name] = None
+        self._depth += 1
         roots = [*function.ret.values(), *function.control_ret.values()]
         by_name = {node.name: node for node in function.node_def}
-        _, reached_args = walk(by_name, roots, self)
+        try:
+            _, reached_args = walk(by_name, roots, self)
+        finally:
+            self._depth -= 1
         positions = {arg.name: i for i, arg in enumerate(function.signature.input_arg)}
         used = frozenset(positions[a] for a in reached_args if a in positions)
         self._used[name] = used
