@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from neuroncli.errors import UserError
+from neuroncli.errors import UserError, stage
 from neuroncli.format import executable as exe
 from neuroncli.format.counts import count_view
 from neuroncli.format.neuron_op import (
@@ -154,7 +154,8 @@ def _variables_bytes(model_dir: str) -> int:
 
 def inspect_saved_model(model_dir: str | os.PathLike) -> InspectReport:
     """Describe the SavedModel at ``model_dir`` (a memory-mapped view: no full parse)."""
-    view = open_saved_model_view(model_dir)
+    with stage("load"):
+        view = open_saved_model_view(model_dir)
     try:
         metas = []
         for meta in view.meta_graphs:

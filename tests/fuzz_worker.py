@@ -143,6 +143,8 @@ def judge(case: Case, code: Any, stdout: str, stderr: str, crash: str | None, mo
     lines = stderr.strip("\n").split("\n")
     if code == 1 and (len(lines) != 1 or not lines[0].startswith("error: ")):
         return f"exit 1 without exactly one 'error: ...' line on stderr ({len(lines)} lines)"
+    if code == 1 and "please report it with the model" in lines[0]:
+        return f"unexpected exception, shown as one line: {lines[0]}"  # a bug, not bad input
     if (model / "saved_model.pb").read_bytes() != case.data:
         return "the input saved_model.pb was modified"
     if sorted(os.listdir(model)) != ["assets", "saved_model.pb", "variables"]:

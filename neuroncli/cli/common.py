@@ -2,7 +2,8 @@
 
 Commands are thin: parse arguments, call the library, print.  :func:`run` turns a
 :class:`~neuroncli.errors.UserError` into one line on stderr and its exit code (the traceback
-only with ``-v``), Ctrl-C into exit 130 with one line (which says so if the output had already
+only with ``-v``), any other exception into one line naming the stage that failed
+(:func:`neuroncli.errors.stage`; exit 1, the traceback only with ``-v``), Ctrl-C into exit 130 with one line (which says so if the output had already
 been renamed into place), and ends a successful run with a status line
 ``PASSED | 2.41 s | neuron-compile ...`` on stderr.  :func:`invoke` does the same for click's
 usage errors (exit 2, one line).  Results go to stdout; ``NO_COLOR`` is
@@ -23,7 +24,9 @@ from typing import Any, Callable
 
 import click
 
-from neuroncli.errors import EXIT_INTERRUPTED, EXIT_OK, UserError
+from neuroncli.errors import (
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, UserError, unexpected_error_line,
+)
 
 class NonEmptyPath(click.Path):
     """A path argument that refuses ``""``: the empty string would silently mean the working
@@ -128,6 +131,12 @@ def run(body: Callable[[], int | None], *, verbose: int = 0, quiet: bool = False
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = EXIT_OK
+    except Exception as exc:  # not expected: still one line, naming the stage that failed
+        _outcome_decided()
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {unexpected_error_line(exc)}", err=True)
+        code = EXIT_USER
     _outcome_decided()
     if stderr_fd is not None:
         os.close(stderr_fd)

@@ -21,7 +21,7 @@ from neuroncli.compiler import backend, output, sandbox, shapes, weights
 from neuroncli.compiler.freeze import FrozenGraph, freeze
 from neuroncli.compiler.options import CompileOptions, default_minimum_segment_size
 from neuroncli.compiler.report import CompileReport, build_report
-from neuroncli.errors import UserError
+from neuroncli.errors import UserError, stage
 from neuroncli.format import neuron_op
 from neuroncli.format.subgraph import erase_large_constants
 from neuroncli.graph import Graph, graph_from_graphdef, graph_to_graphdef, split_tensor
@@ -76,36 +76,42 @@ class CompiledGraph:
 def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
                    options: CompileOptions, progress: Progress | None = None) -> CompiledGraph:
     """Partition, compile and fuse a frozen graph (the part shared with ``trace``)."""
-    shaped = proto.GraphDef()
-    shaped.CopyFrom(frozen.graph_def)
-    _strip_colocation(shaped)
-    shapes.set_placeholder_shapes(shaped, frozen.inputs, input_shapes)
-    graph = graph_from_graphdef(shaped)
-    shapes.annotate(graph, shaped, _feed_by_tensor(frozen, options))
-    minimum = options.minimum_segment_size
-    if minimum is None:
-        minimum = default_minimum_segment_size(frozen.graph_def)
-    plan = partition(graph, support_policy(graph, options), minimum_segment_size=minimum,
-                     graph_outputs=tuple(frozen.outputs.values()),
-                     prune_small_subgraphs_ratio=options.prune_small_subgraphs_ratio,
-                     expensive_op_types=(EXPENSIVE_OP_TYPES if options.drop_cheap_segments
-                                         else frozenset()))
+    with stage("shapes"):
+        shaped = proto.GraphDef()
+        shaped.CopyFrom(frozen.graph_def)
+        _strip_colocation(shaped)
+        shapes.set_placeholder_shapes(shaped, frozen.inputs, input_shapes)
+        graph = graph_from_graphdef(shaped)
+        shapes.annotate(graph, shaped, _feed_by_tensor(frozen, options))
+    with stage("partition"):
+        minimum = options.minimum_segment_size
+        if minimum is None:
+            minimum = default_minimum_segment_size(frozen.graph_def)
+        plan = partition(graph, support_policy(graph, options), minimum_segment_size=minimum,
+                         graph_outputs=tuple(frozen.outputs.values()),
+                         prune_small_subgraphs_ratio=options.prune_small_subgraphs_ratio,
+                         expensive_op_types=(EXPENSIVE_OP_TYPES if options.drop_cheap_segments
+                                             else frozenset()))
     duplicates = None
     if options.flags.extract_weights:
         duplicates = weights.max_num_duplicates(frozen.weights.nbytes,
                                                 options.flags.extract_weights)
-    results = _compile_segments(graph, plan, _compiled_batch(options, input_shapes), progress)
+    with stage("backend"):
+        results = _compile_segments(graph, plan, _compiled_batch(options, input_shapes),
+                                    progress)
     _log_compile(plan, results, options.flags.verbose)
     failed = [(s, r) for s, r, _ in results if not r.ok]
     if failed and options.flags.must_compile:
         names = "; ".join(f"segment {s.index} ({r.reason})" for s, r in failed)
         raise UserError(f"--must-compile: {len(failed)} segment(s) failed to compile: {names}")
-    mapping, names = _fuse(graph, results, options, duplicates)
-    # A TF1 client fetches outputs by their original names (AWS keeps them the same way).
-    mapping = restore_output_names(graph, frozen.outputs.values(), mapping)
-    fused = graph_to_graphdef(graph)
+    with stage("partition"):  # fusing rewrites the partitioned graph
+        mapping, names = _fuse(graph, results, options, duplicates)
+        # A TF1 client fetches outputs by their original names (AWS keeps them the same way).
+        mapping = restore_output_names(graph, frozen.outputs.values(), mapping)
+        fused = graph_to_graphdef(graph)
     if options.workdir:
-        output.dump_workdir(options.workdir, shaped, fused, results)
+        with stage("write"):
+            output.dump_workdir(options.workdir, shaped, fused, results)
     return CompiledGraph(frozen, shaped, plan, results, names, mapping, fused, graph,
                          supported_op_types_label(options))
 
@@ -163,20 +169,24 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
     before it is renamed into place: if it raises (a failed ``--verify`` or
     ``--min-on-neuron-ratio`` gate, say), nothing is written."""
     started = time.perf_counter()
-    prep = _prepare(model_dir, new_model_dir, options)
-    frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature,
-                    extract=options.flags.extract_weights is not None)
+    with stage("load"):
+        prep = _prepare(model_dir, new_model_dir, options)
+    with stage("freeze"):
+        frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature,
+                        extract=options.flags.extract_weights is not None)
     done = compile_frozen(frozen, prep.input_shapes, options, progress)
-    saved_model = output.build_saved_model(prep.meta_graph, prep.signature_key,
-                                           prep.signature, frozen, done.fused, done.mapping,
-                                           done.graph)
-    with atomic_output(new_model_dir, input_dir=model_dir, force=options.force) as tmp:
+    with stage("write"), atomic_output(new_model_dir, input_dir=model_dir,
+                                       force=options.force) as tmp:
+        saved_model = output.build_saved_model(prep.meta_graph, prep.signature_key,
+                                               prep.signature, frozen, done.fused,
+                                               done.mapping, done.graph)
         output.write(tmp, model_dir, saved_model, frozen.weights)
         report = report_for(done, model_dir=model_dir, new_model_dir=new_model_dir,
                             signature_key=prep.signature_key,
                             seconds=time.perf_counter() - started)
         if accept is not None:
-            accept(report, tmp)
+            with stage("run"):  # --verify runs both models before anything is renamed
+                accept(report, tmp)
     return report
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from neuroncli.errors import UserError
+from neuroncli.errors import UserError, stage
 from neuroncli.format.neuron_op import check_attr_sizes, from_attrs
 from neuroncli.format.view import patched_chunks
 from neuroncli.savedmodel import (
@@ -78,7 +78,8 @@ def rewrite_saved_model(command: str, model_dir: str, new_model_dir: str, edit: 
     """
     started = time.perf_counter()
     model_dir, new_model_dir = os.fspath(model_dir), os.fspath(new_model_dir)
-    view = open_saved_model_view(model_dir)
+    with stage("load"):
+        view = open_saved_model_view(model_dir)
     try:
         check_output_path(new_model_dir, input_dir=model_dir, force=force)
         require_compiled(model_dir, view)
@@ -87,7 +88,8 @@ def rewrite_saved_model(command: str, model_dir: str, new_model_dir: str, edit: 
             detail, changes = edit(meta) if meta.neuron_ops else ({}, {})
             edits.update(changes)
             summaries.append(MetaGraphSummary(meta.tags, len(meta.neuron_ops), detail))
-        with atomic_output(new_model_dir, input_dir=model_dir, force=force) as tmp:
+        with stage("write"), atomic_output(new_model_dir, input_dir=model_dir,
+                                           force=force) as tmp:
             # variables/ can be gigabytes: copy it while the protobuf is written
             with ThreadPoolExecutor(max_workers=1) as pool:
                 copying = pool.submit(copy_model_files, model_dir, tmp)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
-from neuroncli.errors import UserError
+from neuroncli.errors import UserError, stage
 from neuroncli.format.weights import VARIABLES_PREFIX, variable_handles
 from neuroncli.graph import GraphError
 from neuroncli.proto.dtypes import dtype_size
@@ -142,7 +142,8 @@ class NeuronModel:
         if executor is None:
             raise UserError(f"{self.model_dir}: the model was unloaded: load it again")
         feeds = inputs_mod.bind(self.signature.inputs, args, kwargs, self.signature.key)
-        outputs = executor.run(feeds)
+        with stage("run"):
+            outputs = executor.run(feeds)
         with self._calls_lock:
             self._calls += 1
         return outputs
@@ -291,7 +292,8 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
         from neuroncli.runtime.context import current
         start_nc, nc_count = current() or (None, None)
     path = os.fspath(model_dir)
-    parts = _read(path, signature_def_key, tags, saved_model)
+    with stage("load"):
+        parts = _read(path, signature_def_key, tags, saved_model)
     signature, programs, schedule = parts.signature, parts.programs, parts.schedule
     meta_info = parts.meta_info
     placement = place(programs, runtime.pool.usage(), start_nc=start_nc, nc_count=nc_count)
@@ -300,10 +302,12 @@ def load(model_dir: str | os.PathLike, signature_def_key: str | None = None,
     call_timeout = CallTimeout(timeout, runtime)
     executor = None
     try:
-        executor = _build_executor(parts, runtime, placement, call_timeout)
+        with stage("load"):
+            executor = _build_executor(parts, runtime, placement, call_timeout)
         del parts  # the session holds the graphs now: their bytes go before malloc_trim
         if warmup:
-            executor.warm_up(placement.replicas[0][0] if placement.replicas else 0)
+            with stage("run"):
+                executor.warm_up(placement.replicas[0][0] if placement.replicas else 0)
         _return_freed_memory()
     except BaseException:
         if executor is not None:

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from neuroncli.errors import UserError
+from neuroncli.errors import UserError, stage
 from neuroncli.proto.dtypes import dtype_name
 from neuroncli.runtime.inputs import TensorSpec
 
@@ -198,7 +198,8 @@ def verify(original_dir: str | os.PathLike, compiled_dir: str | os.PathLike,
         diffs: dict[str, list[_Diff]] = {key: [] for key in compiled.signature.outputs}
         last: dict[str, np.ndarray] = {}
         for feed in feeds:
-            got, want = compiled(feed), original(feed)
+            with stage("run"):
+                got, want = compiled(feed), original(feed)
             for key in diffs:
                 diffs[key].append(compare(got[key], want[key], rtol, atol))
                 last[key] = got[key]
