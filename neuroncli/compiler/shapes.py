@@ -150,6 +150,11 @@ def _observed_shapes(tf: Any, tf_graph: Any, feed: Mapping[str, Any]) -> dict[st
         return {}
     feeds = {tf_graph.get_tensor_by_name(name): value for name, value in feed.items()}
     config = tf.compat.v1.ConfigProto(use_per_session_threads=True)
+    # Run the graph as imported.  Grappler would simplify it first and then the fetches
+    # could name tensors that no longer exist: an inference FusedBatchNorm/V2/V3 becomes an
+    # Identity with one output, yet its training-only outputs 1-5 are in `unknown` (they are
+    # tensors of the imported graph).  Shapes must be those of the graph we partition.
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
     with tf.compat.v1.Session(graph=tf_graph, config=config) as sess:
         values = sess.run(unknown, feed_dict=feeds)
     return {t.name: tuple(int(d) for d in getattr(v, "shape", ())) for t, v in zip(unknown, values)}
