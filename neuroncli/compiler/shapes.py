@@ -99,7 +99,28 @@ def resolve_input_shapes(signature: Any, *, batch_size: int | None = 1,
     for key, shape in shapes.items():
         if shape and shape[0] is None and batch_size is not None:
             shapes[key] = (batch_size,) + tuple(shape[1:])
+    if batch_size is not None:
+        _check_determined(signature, shapes)
     return shapes
+
+
+def _check_determined(signature: Any, shapes: Mapping[str, Shape | None]) -> None:
+    """Refuse, before any work, an input whose shape the batch size alone leaves open (a
+    sequence length, an image size, an unknown rank), as AWS's compile does ("batch_size is
+    not sufficient to determine the shape of input tensor"): compiled with unknown sizes,
+    every segment it feeds would fall back to the CPU."""
+    for key in sorted(shapes):
+        shape = shapes[key]
+        if shape is not None and all(d is not None for d in shape):
+            continue
+        shown = "unknown rank" if shape is None else \
+            "(" + ",".join("?" if d is None else str(d) for d in shape) + ")"
+        example = "1,..." if shape is None else \
+            ",".join("N" if d is None else str(d) for d in shape)
+        raise UserError(f"--batch-size is not sufficient to determine the shape of input "
+                        f"{key!r} ({signature.inputs[key].name}), {shown}: give its full "
+                        f"shape with --input-shape {key}={example} (N: your size), or "
+                        "example inputs with --inputs FILE.npz")
 
 
 def set_placeholder_shapes(graph_def: Any, tensors: Mapping[str, str],
