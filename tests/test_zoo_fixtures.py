@@ -34,13 +34,15 @@ SEQUENCE = 32
 
 @dataclass(frozen=True)
 class ZooModel:
-    """name: directory under fixtures/zoo; on_neuron/total: operation counts compiled with
-    defaults (the same with --inputs); outputs: output key -> shape at batch 2;
-    shape_flags: what the default compile lacks, when it cannot determine the shapes."""
+    """name: directory under fixtures/zoo; on_neuron/total/neuron_ops: operation counts and
+    NeuronOps compiled with defaults (the same with --inputs); outputs: output key -> shape
+    at batch 2; shape_flags: what the default compile lacks, when it cannot determine the
+    shapes."""
 
     name: str
     on_neuron: int
     total: int
+    neuron_ops: int
     outputs: dict
     shape_flags: tuple = ()
 
@@ -48,16 +50,16 @@ class ZooModel:
 BERT_SHAPES = tuple(arg for key in ("padding_mask", "segment_ids", "token_ids")
                     for arg in ("--input-shape", f"{key}=1,{SEQUENCE}"))
 MODELS = {m.name: m for m in (
-    ZooModel("tfk_bn", 33, 40, {"logits": [2, 3]}),
-    ZooModel("tfk_two_inputs", 41, 52, {"embedding": [2, 4], "score": [2, 1]}),
-    ZooModel("tfk_mobilenetv2", 949, 956, {"predictions": [2, 10]}),
-    ZooModel("hub_bert", 428, 440, {"pooled_output": [2, 64],
-                                    "sequence_output": [2, SEQUENCE, 64]}, BERT_SHAPES),
-    ZooModel("tf1_fused_bn", 20, 21, {"logits": [2, 2]}),
+    ZooModel("tfk_bn", 33, 40, 1, {"logits": [2, 3]}),
+    ZooModel("tfk_two_inputs", 41, 52, 1, {"embedding": [2, 4], "score": [2, 1]}),
+    ZooModel("tfk_mobilenetv2", 949, 956, 1, {"predictions": [2, 10]}),
+    ZooModel("hub_bert", 407, 440, 8, {"pooled_output": [2, 64],
+                                       "sequence_output": [2, SEQUENCE, 64]}, BERT_SHAPES),
+    ZooModel("tf1_fused_bn", 20, 22, 1, {"logits": [2, 2]}),
     # The loop's frame (Enter/Merge/Switch/...) stays on the CPU, and the head after it is
     # below the minimum segment size.
-    ZooModel("tf1_while", 0, 14, {"y": [2, 3]}),
-    ZooModel("tf1_strings", 8, 14, {"probs": [2, 2]}),
+    ZooModel("tf1_while", 0, 14, 0, {"y": [2, 3]}),
+    ZooModel("tf1_strings", 8, 15, 1, {"probs": [2, 2]}),
 )}
 # The biggest model (956 operations, 1.7 MB of weights): make test-all only.
 SLOW = {"tfk_mobilenetv2"}
@@ -110,7 +112,7 @@ def test_compile_counts(compiled: Compiled) -> None:
     model = compiled.model
     for doc in (compiled.default_doc, compiled.inputs_doc):
         assert (doc["ops_on_neuron"], doc["ops_total"]) == (model.on_neuron, model.total)
-        assert doc["neuron_ops"] == (1 if model.on_neuron else 0)
+        assert doc["neuron_ops"] == model.neuron_ops
         assert doc["OnNeuronRatio"] == pytest.approx(model.on_neuron / model.total)
 
 
@@ -132,10 +134,11 @@ def test_auto_multicore_then_run(compiled: Compiled, tmp_path: Path) -> None:
     tagged = tmp_path / "multicore"
     doc = _ok(_run("tf-neuron-auto-multicore", str(compiled.inputs_dir), "--num_cores", "2",
                    "--new_model_dir", str(tagged), "--json"))
-    assert [meta["neuron_ops"] for meta in doc["meta_graphs"]] == [1]
+    assert [meta["neuron_ops"] for meta in doc["meta_graphs"]] == [compiled.model.neuron_ops]
     run = _ok(_run("neuron-run", str(tagged), "--inputs", str(compiled.batch2_npz),
                    "--repeat", "4", "--instance-type", "inf2.xlarge", "--json"))
-    assert run["core_calls"] == {"0": 2, "1": 2}
+    calls = 2 * compiled.model.neuron_ops  # 4 inferences round-robin, one call per NeuronOp
+    assert run["core_calls"] == {"0": calls, "1": calls}
     assert {k: v["shape"] for k, v in run["outputs"].items()} == compiled.model.outputs
 
 
