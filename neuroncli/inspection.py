@@ -117,9 +117,13 @@ def _program(data: Any) -> dict:
     if not all(type(n) is int for n in numbers) or not isinstance(header.compiler, str):
         # read_header checks the layout, not the types: JSON's 1e999 would print Infinity
         return {"error": "executable header is corrupt: sizes must be integers"}
-    return {"batch_size": header.batch_size, "pipeline_cores": header.pipeline_cores,
-            "parameter_bytes": header.parameter_bytes, "flops": header.flops,
-            "compiler": header.compiler}
+    program = {"batch_size": header.batch_size, "pipeline_cores": header.pipeline_cores,
+               "parameter_bytes": header.parameter_bytes, "flops": header.flops,
+               "compiler": header.compiler}
+    note = exe.batch_note(header)
+    if note is not None:
+        program.update(dynamic_batch=note.mode, batch_reason=note.reason)
+    return program
 
 
 def _describe_op(op: Any, op_count: int) -> NeuronOpDesc:

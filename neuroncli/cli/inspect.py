@@ -9,6 +9,7 @@ import click
 from neuroncli.cli.common import (
     NonEmptyPath, command, invoke, stdout_console, verbosity_options,
 )
+from neuroncli.format.executable import BatchNote
 
 _HELP = """Describe the SavedModel in MODEL_DIR from its protobuf alone: tag sets, signatures,
 operator counts, OnNeuronRatio and one row per NeuronOp.  Exit codes: 0 ok, 1 error, 2 usage."""
@@ -22,6 +23,15 @@ def _shape(shape: Any) -> str:
 
 def _tensors(items: Any) -> str:
     return "\n".join(f"{t.dtype}{_shape(t.shape)}" for t in items)
+
+
+def _batch(op: Any) -> str:
+    """Batch axes and, when the program records it, how they were set and why."""
+    text = f"in {list(op.input_batch_axis)}\nout {list(op.output_batch_axis)}"
+    mode = op.program.get("dynamic_batch")
+    if mode:
+        text += "\n" + BatchNote(mode, op.program.get("batch_reason", "")).text()
+    return text
 
 
 def render(report: Any, console: Any) -> None:
@@ -53,7 +63,7 @@ def render(report: Any, console: Any) -> None:
             table.add_row(op.name, op.location, _tensors(op.inputs), _tensors(op.outputs),
                           f"{op.executable_bytes} B" if op.compiled else "not compiled",
                           str(list(op.model_config)), op.replicas, op.placement,
-                          f"in {list(op.input_batch_axis)}\nout {list(op.output_batch_axis)}")
+                          _batch(op))
         console.print(table)
 
 

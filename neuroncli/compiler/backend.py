@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from neuroncli import proto
 from neuroncli.compiler import execcheck, layout
@@ -64,6 +64,7 @@ class SegmentInput:
     input_dtypes: Sequence[int]
     input_shapes: Sequence[tuple | None]
     output_names: Sequence[str]
+    header_extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. the batch note
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def compile_segment(segment: SegmentInput, options: BackendOptions) -> CompiledS
     header = exe.ExecutableHeader(
         batch_size=options.batch_size, pipeline_cores=options.pipeline_cores,
         parameter_bytes=parameter_bytes(optimized), flops=flops,
-        input_names=tuple(segment.input_names), output_names=tuple(segment.output_names))
+        input_names=tuple(segment.input_names), output_names=tuple(segment.output_names),
+        extra=dict(segment.header_extra))
     payload = optimized.SerializeToString(deterministic=True)
     blob = exe.pack(header, payload)
     log.append(f"executable: {len(blob)} bytes")

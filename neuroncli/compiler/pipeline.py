@@ -14,10 +14,10 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from neuroncli import proto
-from neuroncli.compiler import backend, output, sandbox, shapes, weights
+from neuroncli.compiler import backend, batchaxes, output, sandbox, shapes, weights
 from neuroncli.compiler.freeze import FrozenGraph, freeze
 from neuroncli.compiler.options import CompileOptions, default_minimum_segment_size
 from neuroncli.compiler.report import CompileReport, build_report
@@ -74,8 +74,12 @@ class CompiledGraph:
 
 
 def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
-                   options: CompileOptions, progress: Progress | None = None) -> CompiledGraph:
-    """Partition, compile and fuse a frozen graph (the part shared with ``trace``)."""
+                   options: CompileOptions, progress: Progress | None = None,
+                   batch_inputs: Iterable[str] | None = None) -> CompiledGraph:
+    """Partition, compile and fuse a frozen graph (the part shared with ``trace``).
+
+    ``batch_inputs``: signature keys whose axis 0 is the batch (None: every input), the
+    sources of the automatic dynamic-batch analysis."""
     with stage("shapes"):
         shaped = proto.GraphDef()
         shaped.CopyFrom(frozen.graph_def)
@@ -96,16 +100,22 @@ def compile_frozen(frozen: FrozenGraph, input_shapes: dict[str, tuple | None],
     if options.flags.extract_weights:
         duplicates = weights.max_num_duplicates(frozen.weights.nbytes,
                                                 options.flags.extract_weights)
+    compiled = _compiled_batch(options, input_shapes)
+    with stage("partition"):  # the batch axes of the partitioned segments
+        sources = batchaxes.batch_sources(
+            frozen.inputs, input_shapes, frozen.inputs if batch_inputs is None else batch_inputs,
+            compiled.batch_size)
+        rows = batchaxes.analyze(graph, sources, compiled.batch_size,
+                                 options.flags.dynamic_batch)
     with stage("backend"):
-        results = _compile_segments(graph, plan, _compiled_batch(options, input_shapes),
-                                    progress)
+        results = _compile_segments(graph, plan, compiled, progress, rows)
     _log_compile(plan, results, options.flags.verbose)
     failed = [(s, r) for s, r, _ in results if not r.ok]
     if failed and options.flags.must_compile:
         names = "; ".join(f"segment {s.index} ({r.reason})" for s, r in failed)
         raise UserError(f"--must-compile: {len(failed)} segment(s) failed to compile: {names}")
     with stage("partition"):  # fusing rewrites the partitioned graph
-        mapping, names = _fuse(graph, results, options, duplicates)
+        mapping, names = _fuse(graph, results, options, duplicates, rows)
         # A TF1 client fetches outputs by their original names (AWS keeps them the same way).
         mapping = restore_output_names(graph, frozen.outputs.values(), mapping)
         fused = graph_to_graphdef(graph)
@@ -174,7 +184,8 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
     with stage("freeze"):
         frozen = freeze(model_dir, prep.meta_graph, prep.signature_key, prep.signature,
                         extract=options.flags.extract_weights is not None)
-    done = compile_frozen(frozen, prep.input_shapes, options, progress)
+    done = compile_frozen(frozen, prep.input_shapes, options, progress,
+                          batch_inputs=_open_batch_keys(prep.signature))
     with stage("write"), atomic_output(new_model_dir, input_dir=model_dir,
                                        force=options.force) as tmp:
         saved_model = output.build_saved_model(prep.meta_graph, prep.signature_key,
@@ -236,6 +247,13 @@ def _prepare(model_dir: str, new_model_dir: str, options: CompileOptions) -> _Pr
     return _Prepared(model_dir, meta_graph, key, signature, input_shapes)
 
 
+def _open_batch_keys(signature: Any) -> list[str]:
+    """Signature inputs whose leading dimension the model leaves open: AWS's TF1 compiler
+    considers dynamic batch only for those (a model that fixes its batch keeps it)."""
+    return [key for key, shape in shapes.signature_shapes(signature).items()
+            if shape is None or (len(shape) > 0 and shape[0] is None)]
+
+
 def _compiled_batch(options: CompileOptions,
                     input_shapes: dict[str, tuple | None]) -> CompileOptions:
     """The options with ``batch_size`` the batch really compiled: the signature inputs'
@@ -249,7 +267,8 @@ def _compiled_batch(options: CompileOptions,
 
 
 def _compile_segments(graph: Graph, plan: SegmentPlan, options: CompileOptions,
-                      progress: Progress | None) -> list[tuple[Any, Any, Any]]:
+                      progress: Progress | None,
+                      rows: batchaxes.BatchAnalysis) -> list[tuple[Any, Any, Any]]:
     """``(segment, CompiledSegment, extracted)`` per segment, in plan order."""
     bopts = backend.BackendOptions(batch_size=options.batch_size,
                                    pipeline_cores=options.flags.pipeline_cores)
@@ -259,7 +278,8 @@ def _compile_segments(graph: Graph, plan: SegmentPlan, options: CompileOptions,
         inputs.append((segment, extracted, backend.SegmentInput(
             name=f"segment{segment.index}", graph_def=extracted.graph_def,
             input_names=extracted.input_names, input_dtypes=extracted.input_dtypes,
-            input_shapes=extracted.input_shapes, output_names=extracted.output_names)))
+            input_shapes=extracted.input_shapes, output_names=extracted.output_names,
+            header_extra=batchaxes.decide(rows, extracted).header_extra())))
     total = len(inputs)
     done = 0
     if progress:
@@ -278,8 +298,8 @@ def _compile_segments(graph: Graph, plan: SegmentPlan, options: CompileOptions,
     return results
 
 
-def _fuse(graph: Graph, results: list, options: CompileOptions,
-          duplicates: int | None) -> tuple[dict[str, str], dict[int, str]]:
+def _fuse(graph: Graph, results: list, options: CompileOptions, duplicates: int | None,
+          rows: batchaxes.BatchAnalysis) -> tuple[dict[str, str], dict[int, str]]:
     """Replace each compiled segment by its NeuronOp.
 
     ``duplicates`` overrides ``max_num_duplicates`` (``--extract-weights``).  Returns old
@@ -287,9 +307,6 @@ def _fuse(graph: Graph, results: list, options: CompileOptions,
     """
     ok = [(s, r, e) for s, r, e in results if r.ok]
     pipeline = options.flags.pipeline_cores
-    dynamic = options.flags.dynamic_batch
-    # Extracted weights enter NeuronOps as inputs; they never have a batch axis.
-    weight_reads = {n.name for n in graph if n.op == "ReadVariableOp"}
     mapping: dict[str, str] = {}
     names: dict[int, str] = {}
     for segment, result, extracted in ok:
@@ -297,8 +314,7 @@ def _fuse(graph: Graph, results: list, options: CompileOptions,
                                         neuron_op_count=len(ok),
                                         executable_bytes=len(result.executable),
                                         max_duplicates=duplicates)
-        batched = [dynamic and split_tensor(ref)[0] not in weight_reads
-                   for ref in extracted.input_refs]
+        batch = batchaxes.decide(rows, extracted)
         # Each weight is stored once, in the program (AWS's erase_large_constants).
         graph_def_bytes = erase_large_constants(extracted.graph_def).SerializeToString(
             deterministic=True)
@@ -310,8 +326,8 @@ def _fuse(graph: Graph, results: list, options: CompileOptions,
             output_dtypes=tuple(extracted.output_dtypes),
             output_shapes=tuple(extracted.output_shapes),
             executable=result.executable,
-            input_batch_axis=tuple(0 if b else -1 for b in batched),
-            output_batch_axis=tuple(0 if dynamic else -1 for _ in extracted.output_names),
+            input_batch_axis=batch.input_batch_axis,
+            output_batch_axis=batch.output_batch_axis,
             model_config=config)
         # The program header holds the payload's SHA-256 and the segment's boundary names:
         # content enough for a stable, unique name, without hashing 2x the weights again.

@@ -13,13 +13,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from neuroncli.format.counts import OperatorCounts, count_graph
+from neuroncli.format.executable import BatchNote, batch_note
 from neuroncli.format.neuron_op import TensorDesc
 from neuroncli.proto.dtypes import dtype_name
 
 
 @dataclass(frozen=True)
 class SegmentReport:
-    """One segment: compiled into ``neuron_op`` or fallen back to CPU with ``reason``."""
+    """One segment: compiled into ``neuron_op`` or fallen back to CPU with ``reason``.
+
+    dynamic_batch: ``auto`` (rows proven independent: any batch runs), ``forced``
+    (``--dynamic-batch-size``), ``static`` (compiled batch only), ``""`` if not compiled.
+    batch_reason: for ``static``, the first op (or input) that keeps the batch fixed.
+    """
 
     index: int
     neuron_op: str | None
@@ -31,6 +37,8 @@ class SegmentReport:
     op_histogram: dict[str, int]
     executable_bytes: int
     flops: int
+    dynamic_batch: str = ""
+    batch_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,8 @@ def build_report(*, model_dir: str, new_model_dir: str, signature_key: str, froz
                              extracted.output_shapes),
             op_histogram=dict(sorted(hist.items(), key=lambda kv: (-kv[1], kv[0]))),
             executable_bytes=len(result.executable),
-            flops=result.header.flops if result.header else 0))
+            flops=result.header.flops if result.header else 0,
+            **_batch_fields(result.header)))
         if not result.ok:
             reason = f"segment {segment.index} failed to compile: {result.reason}"
             cpu.setdefault(reason, []).extend(segment.nodes)
@@ -104,6 +113,11 @@ def build_report(*, model_dir: str, new_model_dir: str, signature_key: str, froz
         segments=tuple(segments),
         cpu_nodes={r: tuple(sorted(cpu[r])) for r in sorted(cpu)}, seconds=seconds,
         supported_op_types=supported_op_types)
+
+
+def _batch_fields(header: Any) -> dict[str, str]:
+    note = batch_note(header) if header is not None else None
+    return {} if note is None else {"dynamic_batch": note.mode, "batch_reason": note.reason}
 
 
 def _shape(shape: tuple | None) -> str:
@@ -124,7 +138,9 @@ def _segment_table(segments: tuple[SegmentReport, ...]) -> Any:
     for col in ("#", "NeuronOp", "status", "ops", "inputs", "outputs", "op histogram"):
         table.add_column(col, overflow="fold")
     for s in segments:
-        status = "compiled" if s.compiled else f"CPU fallback: {s.reason}"
+        batch = BatchNote(s.dynamic_batch, s.batch_reason).text() if s.dynamic_batch else ""
+        status = (f"compiled, {batch}" if batch else "compiled") if s.compiled \
+            else f"CPU fallback: {s.reason}"
         hist = ", ".join(f"{op}×{n}" for op, n in list(s.op_histogram.items())[:6])
         if len(s.op_histogram) > 6:
             hist += ", …"

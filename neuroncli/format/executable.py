@@ -58,6 +58,41 @@ class ExecutableHeader:
         return self.parameter_bytes + (1 << 20)
 
 
+BATCH_NOTE = "dynamic_batch"  # header.extra key: how the compiler set the batch axes
+BATCH_MODES = ("auto", "forced", "static")
+
+
+@dataclass(frozen=True)
+class BatchNote:
+    """How a program's batch axes were set.
+
+    mode: ``auto`` (the compiler proved rows independent), ``forced``
+    (``--dynamic-batch-size``) or ``static`` (compiled batch only).
+    reason: for ``static``, the first op (or input) that keeps the batch fixed.
+    """
+
+    mode: str
+    reason: str = ""
+
+    def text(self) -> str:
+        """One line, as the compile report and ``neuron-inspect`` print it."""
+        if self.mode == "static":
+            return f"static batch: {self.reason}"
+        return "dynamic batch (forced)" if self.mode == "forced" else "dynamic batch"
+
+
+def batch_note(header: ExecutableHeader) -> BatchNote | None:
+    """The header's batch note, or None (older programs, or a corrupt header)."""
+    extra = header.extra if isinstance(header.extra, dict) else {}
+    note = extra.get(BATCH_NOTE)
+    if not isinstance(note, dict):
+        return None
+    mode, reason = note.get("mode"), note.get("reason", "")
+    if mode not in BATCH_MODES or not isinstance(reason, str):
+        return None
+    return BatchNote(mode, reason)
+
+
 def pack(header: ExecutableHeader, payload: bytes) -> bytes:
     """Serialize a program; the payload digest is computed here."""
     fields = asdict(header)

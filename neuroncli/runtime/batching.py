@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from neuroncli.errors import UserError
+from neuroncli.format.executable import batch_note
 from neuroncli.runtime.program import Program
 
 
@@ -46,6 +47,14 @@ def _describe(program: Program, index: int, names: Mapping[str, str]) -> str:
     return f"input {key!r} ({where})" if key else where
 
 
+def _why_static(program: Program) -> str:
+    """Why the compiler kept this program's batch fixed, when it recorded it."""
+    note = batch_note(program.header)
+    if note is None or note.mode != "static" or not note.reason:
+        return ""
+    return f" (NeuronOp {program.name} has a static batch: {note.reason})"
+
+
 def check(program: Program, arrays: Sequence[np.ndarray],
           names: Mapping[str, str]) -> Batching:
     """Validate the shapes of ``arrays`` against the program; ``names`` maps tensors to
@@ -69,8 +78,8 @@ def check(program: Program, arrays: Sequence[np.ndarray],
                                 "pass the same number of rows to every input")
         elif got != tuple(want):
             raise UserError(f"{_describe(program, index, names)} has shape {fmt_shape(got)} "
-                            f"but the program was compiled for exactly {fmt_shape(want)}: "
-                            "pass that shape, or recompile with "
+                            f"but the program was compiled for exactly {fmt_shape(want)}"
+                            f"{_why_static(program)}: pass that shape, or recompile with "
                             "NEURON_CC_FLAGS=--dynamic-batch-size to accept other batch sizes")
     compiled = program.batch_size
     if batch is None or not compiled:

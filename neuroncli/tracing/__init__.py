@@ -49,13 +49,27 @@ def _user_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(lines[0] if lines else '')[:300]}"
 
 
+def _traced_open_batch(func: Callable, example_inputs: Any,
+                       forced: bool) -> TracedCall | None:
+    """Traced with axis 0 of every input left open, so that the CPU parts of the graph run
+    at any batch and the compiler can prove which NeuronOps may (dynamic batch turns itself
+    on, as in AWS's trace); a function that only traces at its example shapes (Python code
+    reading ``x.shape[0]``) is traced at them, and keeps its batch unless forced."""
+    try:
+        return _traced(func, example_inputs, True)
+    except UserError:
+        if forced:
+            raise
+        return _traced(func, example_inputs, False)
+
+
 def trace(func: Callable, example_inputs: Any,
           subgraph_builder_function: Callable[[Any], bool] | None = None) -> Any:
     """Trace and compile ``func`` for NeuronCores; returns a callable ``TracedModel``."""
     started = time.perf_counter()
     flags = resolve_flags(None)
     CompileOptions(flags=flags).check_workdir(None)  # a traced function has no input directory
-    traced = _traced(func, example_inputs, flags.dynamic_batch)
+    traced = _traced_open_batch(func, example_inputs, flags.dynamic_batch)
     if traced is None:
         log.warning("trace: the function has no inputs; returning it uncompiled")
         return func
