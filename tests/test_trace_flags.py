@@ -86,14 +86,18 @@ def test_dynamic_batch_size_serves_any_batch(small_cnn: keras.Model,
     assert op.program["batch_size"] == 1
 
 
-def test_without_dynamic_batch_size_the_batch_is_fixed(small_cnn: keras.Model,
+def test_without_dynamic_batch_size_it_turns_itself_on(small_cnn: keras.Model,
                                                        tmp_path: Path) -> None:
+    """Conv, BatchNorm, ReLU, pooling and Dense keep rows apart: the compiler proves it, as
+    AWS's trace does, and the batch-1 trace serves a batch of 5 (tests/test_dynamic_batch.py
+    has the models that stay static)."""
     traced = neuroncli.trace(small_cnn, tf.constant(_images(1, 0)))
     traced.save(tmp_path / "saved")
     (op,) = _neuron_ops(tmp_path / "saved")
-    assert op.input_batch_axis == (-1,) and op.output_batch_axis == (-1,)
-    with pytest.raises(UserError, match=r"expects \(1, 8, 8, 3\)"):
-        traced(_images(5, 1))
+    assert op.input_batch_axis == (0,) and op.output_batch_axis == (0,)
+    assert op.program["dynamic_batch"] == "auto"
+    x = _images(5, 1)
+    np.testing.assert_allclose(traced(x).numpy(), small_cnn(x).numpy(), rtol=1e-5)
 
 
 def test_pipeline_cores_occupy_two_cores_and_refuse_replication(

@@ -20,9 +20,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from neuroncli.lazy_tf import import_tensorflow
+from neuroncli.proto.dtypes import dtype_enum
 
 # float, double, half, bfloat16: weights whose values no kernel depends on
-_FLOAT_DTYPES = frozenset({1, 2, 19, 14})
+_FLOAT_DTYPES = frozenset(dtype_enum(n) for n in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF",
+                                                  "DT_BFLOAT16"))
 
 
 class ProgramRunError(RuntimeError):

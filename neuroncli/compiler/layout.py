@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-DT_INT32 = 3
+from neuroncli.proto.dtypes import dtype_enum
+
+DT_INT32 = dtype_enum("DT_INT32")
 
 
 @dataclass(frozen=True)

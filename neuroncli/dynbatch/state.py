@@ -29,10 +29,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from neuroncli.graph import Graph, Node, split_tensor
+from neuroncli.proto.dtypes import dtype_enum
 
 CONST, SIZE, ROWS, MIXED = "const", "size", "rows", "mixed"
 
-_INT_DTYPES = {3: np.int32, 9: np.int64, 4: np.uint8, 6: np.int8, 5: np.int16}
+_INT_DTYPES = {dtype_enum(f"DT_{n.upper()}"): np.dtype(n)
+               for n in ("int32", "int64", "uint8", "int8", "int16")}
+_DT_INT64 = dtype_enum("DT_INT64")
 MAX_CONST_ELEMENTS = 64  # axes, permutations, paddings: small; never decode weights
 
 
@@ -114,7 +117,7 @@ def _decode(tensor: Any) -> list[int] | None:
     if tensor.tensor_content:
         values = np.frombuffer(tensor.tensor_content, dtype=dtype)
     else:
-        field = tensor.int64_val if tensor.dtype == 9 else tensor.int_val
+        field = tensor.int64_val if tensor.dtype == _DT_INT64 else tensor.int_val
         values = np.asarray(list(field), dtype=np.int64)
         if len(values) == 0:  # no values stored: all zeros
             values = np.zeros(count, dtype=np.int64)
