@@ -161,8 +161,21 @@ def test_dynamic_batch_shards_through_the_kernel(library: object, dynamic: Path,
         serving(image=tf.zeros([3, 8, 8, 5]), bias_map=tf.zeros([3, 8, 8, 4]))
 
 
-def test_a_fixed_shape_program_refuses_another_batch(library: object, compiled: dict) -> None:
-    serving = tf.saved_model.load(str(compiled["keras_dense"])).signatures["serving_default"]
+class _BatchMean(tf.Module):
+    """Rows centred on the batch mean: the compiler keeps its batch static."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="features")])
+    def __call__(self, features: tf.Tensor) -> tf.Tensor:
+        h = tf.nn.relu(features * 2.0)
+        return tf.tanh(h - tf.reduce_mean(h, axis=0, keepdims=True))
+
+
+def test_a_fixed_shape_program_refuses_another_batch(library: object, tmp_path: Path) -> None:
+    module = _BatchMean()
+    tf.saved_model.save(module, str(tmp_path / "model"),
+                        signatures=module.__call__.get_concrete_function())
+    compile_model(tmp_path / "model", tmp_path / "static", batch_size=1)
+    serving = tf.saved_model.load(str(tmp_path / "static")).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=r"has shape \(2, 16\) but the program was compiled for exactly "
                              r"\(1, 16\).*--dynamic-batch-size"):
