@@ -23,6 +23,17 @@ def test_import_neuroncli_leaves_tensorflow_out() -> None:
     assert _modules_after("import neuroncli, neuroncli.saved_model") == "NOTF"
 
 
+def test_the_public_load_does_not_import_the_compiler() -> None:
+    # neuroncli.load may return a TracedModel (neuroncli.tracing): the runtime side of the
+    # project, which never imports the compiler or the partitioner.
+    code = ("import sys, neuroncli\nneuroncli.load\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('neuroncli.compiler', "
+            "'neuroncli.partition', 'tensorflow'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_proto_classes_are_tensorflows_own_once_it_loads() -> None:
     code = ("from neuroncli import proto\n"
             "import sys\nassert 'tensorflow' not in sys.modules\n"

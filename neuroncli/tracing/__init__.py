@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from neuroncli.compiler.flags import resolve_flags
-from neuroncli.compiler.options import (
-    TRACE_MINIMUM_SEGMENT_SIZE, TRACE_PRUNE_SMALL_SUBGRAPHS_RATIO, CompileOptions,
-)
 from neuroncli.errors import UserError
-from neuroncli.partition.support import AWS_DEFAULT_OPS, AWS_LIST_NAME, OpSet
 from neuroncli.tracing.conventions import TracedCall, batch_size, trace_function
 
+if TYPE_CHECKING:
+    from neuroncli.compiler.options import CompileOptions
+
+# The compiler and partitioner are imported where trace needs them: ``neuroncli.load`` imports
+# this package (for TracedModel) and must not pull the compiler in.
 log = logging.getLogger("neuroncli")
 __all__ = ["trace", "analyze_model", "list_operators", "trace_options"]
 
@@ -66,6 +66,8 @@ def _traced_open_batch(func: Callable, example_inputs: Any,
 def trace(func: Callable, example_inputs: Any,
           subgraph_builder_function: Callable[[Any], bool] | None = None) -> Any:
     """Trace and compile ``func`` for NeuronCores; returns a callable ``TracedModel``."""
+    from neuroncli.compiler.flags import resolve_flags
+    from neuroncli.compiler.options import CompileOptions
     started = time.perf_counter()
     flags = resolve_flags(None)
     CompileOptions(flags=flags).check_workdir(None)  # a traced function has no input directory
@@ -81,6 +83,7 @@ def trace(func: Callable, example_inputs: Any,
 def list_operators() -> frozenset[str]:
     """The operator types ``trace`` offers the device: AWS's supported operator list, which
     AWS's trace takes from its compiler front end the same way."""
+    from neuroncli.partition.support import AWS_DEFAULT_OPS
     return AWS_DEFAULT_OPS
 
 
@@ -91,6 +94,10 @@ def trace_options(flags: Any, batch: int,
     segments, segments without a MatMul/Conv-like op are dropped when another has one, and a
     segment holding more than 80% of the segmented nodes is compiled alone; with one,
     exactly the nodes it accepts are fused."""
+    from neuroncli.compiler.options import (
+        TRACE_MINIMUM_SEGMENT_SIZE, TRACE_PRUNE_SMALL_SUBGRAPHS_RATIO, CompileOptions,
+    )
+    from neuroncli.partition.support import AWS_DEFAULT_OPS, AWS_LIST_NAME, OpSet
     ops = list_operators()
     op_set = OpSet(frozenset(ops), AWS_LIST_NAME if ops == AWS_DEFAULT_OPS
                    else "the supported operator list")
@@ -109,6 +116,7 @@ def analyze_model(func: Callable, example_inputs: Any) -> dict:
     A node counts as supported when ``trace`` would offer it to the device: its type is in
     AWS's supported operator list or it is constant-foldable (the same policy object)."""
     from neuroncli.compiler import shapes
+    from neuroncli.compiler.flags import resolve_flags
     from neuroncli.compiler.freeze import _convert_to_constants
     from neuroncli.compiler.pipeline import support_policy
     from neuroncli.graph import graph_from_graphdef
