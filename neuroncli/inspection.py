@@ -17,6 +17,7 @@ from typing import Any
 from neuroncli.errors import UserError, stage
 from neuroncli.format import executable as exe
 from neuroncli.format.counts import count_view
+from neuroncli.format.placement import DEFAULT_MAX_COPIES
 from neuroncli.format.neuron_op import (
     ATTR_AUTO_MULTICORE, ATTR_NC_COUNT, ATTR_START_NC, TensorDesc, check_attr_sizes, from_attrs,
     shape_from_proto,
@@ -25,7 +26,6 @@ from neuroncli.partition.support import outside_op_set
 from neuroncli.proto.dtypes import dtype_name
 from neuroncli.savedmodel import open_saved_model_view
 
-DEFAULT_REPLICAS = 4  # AWS: a single-NeuronOp model is copied onto up to 4 visible cores
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,23 @@ def _signatures(meta_graph: Any) -> dict:
     return out
 
 
-def _replicas(node: Any, op_count: int) -> str:
+def _replicas(node: Any, op_count: int, model_config: tuple[int, ...]) -> str:
+    """How many copies the runtime makes, by its rules (``runtime/placement.py``): a
+    placement first, then ``_automatic_multicore``, then the default; a pipeline program
+    spans several cores and is never replicated."""
+    pipeline = model_config[1] if len(model_config) > 1 and model_config[1] > 1 else 1
+    if pipeline > 1:
+        return f"1 (pipeline program over {pipeline} cores: not replicated)"
+    if ATTR_NC_COUNT in node.attr:
+        count = node.attr[ATTR_NC_COUNT].i
+        if count == 0:
+            return "one per visible core (placed)"
+        return f"{max(1, count)} (placed)"
     if ATTR_AUTO_MULTICORE in node.attr:
         return str(node.attr[ATTR_AUTO_MULTICORE].i)
     if op_count == 1:
-        return f"default (up to {DEFAULT_REPLICAS})"
+        cap = model_config[2] if len(model_config) > 2 and model_config[2] > 0 else None
+        return f"default (up to {min(DEFAULT_MAX_COPIES, cap or DEFAULT_MAX_COPIES)})"
     return "1"
 
 
@@ -143,7 +155,7 @@ def _describe_op(op: Any, op_count: int) -> NeuronOpDesc:
     return NeuronOpDesc(
         name=node.name, location=op.where, inputs=inputs, outputs=outputs,
         executable_bytes=len(executable), compiled=bool(len(executable)),
-        model_config=spec.model_config, replicas=_replicas(node, op_count),
+        model_config=spec.model_config, replicas=_replicas(node, op_count, spec.model_config),
         placement=_placement(node), input_batch_axis=spec.input_batch_axis,
         output_batch_axis=spec.output_batch_axis, program=_program(executable))
 

@@ -202,10 +202,16 @@ def _outcome_decided() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+HELP_OPTIONS = ["-h", "--help"]
+
+
 def invoke(cmd: click.Command, prog_name: str) -> None:
-    """Console-script entry: click's usage errors as one line and exit code 2."""
+    """Console-script entry: ``-h``/``--help`` and ``--version`` on every script; click's
+    usage errors as one line and exit code 2."""
+    if not any(p.name == "version" for p in cmd.params):
+        click.version_option(package_name="neuroncli", prog_name=prog_name)(cmd)
     try:
-        cmd.main(prog_name=prog_name, standalone_mode=False)
+        cmd.main(prog_name=prog_name, standalone_mode=False, help_option_names=HELP_OPTIONS)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:  # Ctrl-C before the command body started

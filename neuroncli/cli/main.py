@@ -45,7 +45,7 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="neuroncli", prog_name="neuron")
 def neuron() -> None:
     """neuroncli: compile TensorFlow SavedModels for AWS NeuronCores and check them on a

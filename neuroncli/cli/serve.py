@@ -80,7 +80,10 @@ def serve_command(verbose: int, quiet: bool, **flags: object) -> int:
 def main() -> None:
     """Console scripts ``neuron-serve`` and ``tensorflow_model_server_neuron``."""
     from neuroncli.cli.common import invoke
-    invoke(serve_command, "neuron-serve")
+    import os
+    import sys
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    invoke(serve_command, name if name == "tensorflow_model_server_neuron" else "neuron-serve")
 
 
 if __name__ == "__main__":

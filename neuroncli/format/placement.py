@@ -37,6 +37,9 @@ LEAST_USED = -1
 ONE_CORE = -1
 #: ``nc_count``: every visible core (``--multicore``, ``set_multicore``).
 ALL_VISIBLE = 0
+# A model with one NeuronOp and no placement is copied onto up to this many visible cores
+# (AWS's runtime default), capped by its max_num_duplicates.
+DEFAULT_MAX_COPIES = 4
 
 
 def _is_int(value: Any) -> bool:

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from neuroncli.errors import UserError
-from neuroncli.format.placement import ALL_VISIBLE, check_nc_count, check_start_nc
+from neuroncli.format.placement import (
+    ALL_VISIBLE, DEFAULT_MAX_COPIES, check_nc_count, check_start_nc,
+)
 from neuroncli.runtime.program import Program
 
-DEFAULT_MAX_COPIES = 4
 
 
 @dataclass(frozen=True)

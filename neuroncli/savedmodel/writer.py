@@ -62,17 +62,44 @@ def check_output_path(output_dir: str, *, input_dir: str | None, force: bool) ->
             raise UserError(f"{output_dir}: already exists: remove it or pass --force")
         if not os.path.isdir(out) or os.path.islink(out):
             raise UserError(f"{output_dir}: exists and is not a directory: remove it first")
-    parent = os.path.dirname(out)
-    if os.path.lexists(parent) and not os.path.isdir(parent):
+    parent = _existing_ancestor(out)
+    if not os.path.isdir(parent):
         raise UserError(f"{output_dir}: the parent directory {parent} is not a directory: "
                         "choose an output inside a directory")
-    if not os.path.isdir(parent):
-        raise UserError(f"{output_dir}: the parent directory {parent} does not exist: "
-                        "create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{output_dir}: the parent directory {parent} is not writable: "
                         "choose another output path or fix its permissions")
     return out
+
+
+def _existing_ancestor(out: str) -> str:
+    """The nearest ancestor of ``out`` that exists (missing parents are created at write
+    time, as ``tf.saved_model.save`` and AWS's ``saved_model.compile`` do)."""
+    parent = os.path.dirname(out)
+    while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    return parent
+
+
+def _make_parents(out: str) -> list[str]:
+    """Create the missing parents of ``out``; returns them, outermost first."""
+    missing = []
+    parent = os.path.dirname(out)
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        os.mkdir(directory)
+    return list(reversed(missing))
+
+
+def _remove_parents(created: list[str]) -> None:
+    """Undo :func:`_make_parents` after a failure: nothing written means no new directory."""
+    for directory in reversed(created):
+        try:
+            os.rmdir(directory)
+        except OSError:  # someone else put something there meanwhile: leave it
+            return
 
 
 # The lock is taken on the temporary directory itself (a descriptor of it), not on a file
@@ -212,6 +239,7 @@ def atomic_output(output_dir: str, *, input_dir: str | None = None,
                   force: bool = False) -> Iterator[str]:
     """Yield a temporary directory that becomes ``output_dir`` when the block succeeds."""
     out = check_output_path(output_dir, input_dir=input_dir, force=force)
+    created = _make_parents(out)
     remove_stale_temporaries(out)
     with _interrupts_held():  # a Ctrl-C handler must find every temporary in _state.active
         tmp, fd = _make_temporary(out, output_dir)
@@ -224,6 +252,7 @@ def atomic_output(output_dir: str, *, input_dir: str | None = None,
             _state.last = out
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_parents(created)
         raise
     finally:
         _state.active.discard(tmp)
