@@ -25,6 +25,7 @@ from neuroncli.format.neuron_op import (
 from neuroncli.partition.support import outside_op_set
 from neuroncli.proto.dtypes import dtype_name
 from neuroncli.savedmodel import open_saved_model_view
+from neuroncli.tracing.structure import traced_call
 
 
 
@@ -58,6 +59,9 @@ class MetaGraphDesc:
     # CPU operations whose type is outside AWS's supported operator list (the list compile
     # partitions with), op type -> count; CPU-only kinds (NoOp, variables, ...) not listed.
     outside_aws_op_list: dict[str, int] = field(default_factory=dict)
+    # A saved trace's call and output structure (``model([input_0, input_1]) -> output_0``),
+    # else None (neuroncli.tracing.structure).
+    traced_call: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,8 @@ def inspect_saved_model(model_dir: str | os.PathLike) -> InspectReport:
                 on_neuron_ratio=counts.ratio,
                 neuron_ops=tuple(_describe_op(op, len(meta.neuron_ops))
                                  for op in meta.neuron_ops),
-                outside_aws_op_list=outside_op_set(meta.cpu_op_types)))
+                outside_aws_op_list=outside_op_set(meta.cpu_op_types),
+                traced_call=traced_call(meta.meta.meta_info_def)))
         return InspectReport(view.path, view.size, tuple(metas), _variables_bytes(view.path))
     except (ValueError, KeyError) as exc:
         if isinstance(exc, UserError):

@@ -183,3 +183,26 @@ def test_structure_round_trips_through_its_saved_form() -> None:
     info.any_info.Pack(structure.to_proto(signature))
     assert saved_structure(info) == structure
     assert saved_structure(proto.MetaGraphDef().meta_info_def) is None
+
+
+def test_neuron_inspect_shows_a_saved_traces_call(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from tests.conftest import FIXTURES, script
+
+    def nested(pair, k):
+        return {"s": pair[0] + k, "p": [pair[1] * 2.0, (tf.nn.relu(k),)]}
+
+    x = _uniform(1, 3, seed=14)
+    neuroncli.trace(nested, ([x, x], x)).save(tmp_path / "traced")
+    for model_dir, want in (
+            (tmp_path / "traced",
+             "model([input_0, input_1], input_2) -> {'p': [output_0, (output_1,)], "
+             "'s': output_2}"),
+            (FIXTURES / "keras_dense", None)):
+        shown = subprocess.run([script("neuron-inspect"), str(model_dir), "--json"],
+                               capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr
+        (meta,) = json.loads(shown.stdout)["meta_graphs"]
+        assert meta["traced_call"] == want

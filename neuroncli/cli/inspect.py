@@ -47,6 +47,8 @@ def render(report: Any, console: Any) -> None:
             ins = ", ".join(f"{k}: {v['dtype']}{_shape(v['shape'])}" for k, v in sig["inputs"].items())
             outs = ", ".join(f"{k}: {v['dtype']}{_shape(v['shape'])}" for k, v in sig["outputs"].items())
             console.print(f"  signature {key!r}: ({ins}) -> ({outs})", markup=False)
+        if meta.traced_call:
+            console.print(f"  traced call: {meta.traced_call}", markup=False, highlight=False)
         console.print(f"  operations: {meta.graph_nodes} in graph, {meta.ops_on_neuron} of "
                       f"{meta.ops_total} on Neuron; OnNeuronRatio {meta.on_neuron_ratio:.4f}")
         outside = ", ".join(f"{op}×{n}" for op, n in meta.outside_aws_op_list.items())

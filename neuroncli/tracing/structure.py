@@ -199,6 +199,18 @@ def _flatten_like(template: Any, value: Any) -> list[Any]:
     return [value]
 
 
+def traced_call(meta_info_def: Any) -> str | None:
+    """``model(...) -> outputs`` of a saved trace (``neuron-inspect``); None for other models."""
+    from google.protobuf.message import DecodeError
+    try:
+        structure = saved_structure(meta_info_def)
+    except (UserError, DecodeError, RecursionError):
+        return "unreadable: trace and save the model again"
+    if structure is None:
+        return None
+    return f"{structure.describe()} -> {_render(structure.outputs)}"
+
+
 def _render(template: Any) -> str:
     if isinstance(template, Mapping):
         return "{" + ", ".join(f"{k!r}: {_render(template[k])}" for k in sorted(template)) + "}"
