@@ -9,6 +9,7 @@ only when the whole compile succeeded (:func:`neuroncli.savedmodel.atomic_output
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import time
@@ -195,6 +196,10 @@ def compile_saved_model(model_dir: str, new_model_dir: str, options: CompileOpti
         report = report_for(done, model_dir=model_dir, new_model_dir=new_model_dir,
                             signature_key=prep.signature_key,
                             seconds=time.perf_counter() - started)
+        # ``--verify`` loads both models into TensorFlow: first let go of the compile's
+        # graphs (frozen, shaped, segments, programs), each a copy of the weights.
+        del frozen, done, saved_model
+        gc.collect()
         if accept is not None:
             with stage("run"):  # --verify runs both models before anything is renamed
                 accept(report, tmp)
