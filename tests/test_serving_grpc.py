@@ -171,8 +171,10 @@ def test_deadline_exceeded(compiled_models, tmp_path) -> None:
                                            "NeuronCore")
 
 
-def test_unknown_flag_exits_2_listing_flags() -> None:
-    run = subprocess.run([script("tensorflow_model_server_neuron"), "--port=9000",
+@pytest.mark.parametrize("command", [["tensorflow_model_server_neuron"], ["neuron-serve"],
+                                     ["neuron", "serve"]])
+def test_unknown_flag_exits_2_listing_flags(command) -> None:
+    run = subprocess.run([script(command[0]), *command[1:], "--port=9000",
                           "--enable_model_warmup=true"], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 2
