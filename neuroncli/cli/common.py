@@ -6,8 +6,9 @@ only with ``-v``), any other exception into one line naming the stage that faile
 (:func:`neuroncli.errors.stage`; exit 1, the traceback only with ``-v``), Ctrl-C into exit 130 with one line (which says so if the output had already
 been renamed into place), and ends a successful run with a status line
 ``PASSED | 2.41 s | neuron-compile ...`` on stderr.  :func:`invoke` does the same for click's
-usage errors (exit 2, one line).  Results go to stdout; ``NO_COLOR`` is
-honoured by rich itself.
+usage errors (exit 2, one line).  Results go to stdout, through the consoles of
+:mod:`neuroncli.rendering` (no wrapped names in CI logs, colour off without a terminal or
+with ``NO_COLOR``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import click
 from neuroncli.errors import (
     EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, UserError, unexpected_error_line,
 )
+from neuroncli.rendering import make_console
 
 class NonEmptyPath(click.Path):
     """A path argument that refuses ``""``: the empty string would silently mean the working
@@ -80,13 +82,12 @@ def echo_rewrite_report(report: Any, as_json: bool, quiet: bool,
 
 
 def stdout_console() -> Any:
-    from rich.console import Console
-    return Console(soft_wrap=False, highlight=False)
+    """Results: :func:`neuroncli.rendering.make_console` (sized for terminals and logs)."""
+    return make_console()
 
 
 def stderr_console() -> Any:
-    from rich.console import Console
-    return Console(stderr=True, highlight=False)
+    return make_console(stderr=True)
 
 
 class _OneLineHandler(logging.Handler):

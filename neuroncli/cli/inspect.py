@@ -21,6 +21,15 @@ def _shape(shape: Any) -> str:
     return "(" + ",".join("?" if d is None else str(d) for d in shape) + ")"
 
 
+def _signature_tensor(info: dict) -> str:
+    """``float32(?,8)``; an entry without a dtype (``DT_INVALID``) names an operation, not a
+    tensor: TensorFlow's ``__saved_model_init_op`` signature is ``TensorInfo(name="NoOp")``,
+    built from the init op, and running it means running that op for its effects."""
+    if info["dtype"] == "invalid":
+        return f"operation {info['name']} (no tensor: DT_INVALID)"
+    return f"{info['dtype']}{_shape(info['shape'])}"
+
+
 def _tensors(items: Any) -> str:
     return "\n".join(f"{t.dtype}{_shape(t.shape)}" for t in items)
 
@@ -37,6 +46,7 @@ def _batch(op: Any) -> str:
 def render(report: Any, console: Any) -> None:
     from rich.table import Table
 
+    from neuroncli.rendering import print_table
     variables = (f", variables/ {report.variables_bytes} bytes" if report.variables_bytes
                  else "")
     console.print(f"{report.model_dir}: saved_model.pb {report.saved_model_bytes} bytes"
@@ -44,8 +54,8 @@ def render(report: Any, console: Any) -> None:
     for meta in report.meta_graphs:
         console.print(f"\nmeta graph {{{','.join(meta.tags)}}}")
         for key, sig in meta.signatures.items():
-            ins = ", ".join(f"{k}: {v['dtype']}{_shape(v['shape'])}" for k, v in sig["inputs"].items())
-            outs = ", ".join(f"{k}: {v['dtype']}{_shape(v['shape'])}" for k, v in sig["outputs"].items())
+            ins = ", ".join(f"{k}: {_signature_tensor(v)}" for k, v in sig["inputs"].items())
+            outs = ", ".join(f"{k}: {_signature_tensor(v)}" for k, v in sig["outputs"].items())
             console.print(f"  signature {key!r}: ({ins}) -> ({outs})", markup=False)
         if meta.traced_call:
             console.print(f"  traced call: {meta.traced_call}", markup=False, highlight=False)
@@ -66,7 +76,7 @@ def render(report: Any, console: Any) -> None:
                           f"{op.executable_bytes} B" if op.compiled else "not compiled",
                           str(list(op.model_config)), op.replicas, op.placement,
                           _batch(op))
-        console.print(table)
+        print_table(console, table)
 
 
 @click.command("inspect", help=_HELP)

@@ -99,10 +99,9 @@ def _render(document: dict[str, Any], result: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from neuroncli.rendering import print_table
     from neuroncli.runtime.instance import format_bytes
     console = stdout_console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)  # logs and pipes: no wrapped columns
     outputs = Table(title=escape(f"Outputs of {document['model']} "
                                  f"[{document['signature']}]"))
     for column in ("output", "shape", "dtype", "values"):
@@ -110,7 +109,7 @@ def _render(document: dict[str, Any], result: Any) -> None:
     for key, info in document["outputs"].items():
         outputs.add_row(escape(key), str(tuple(info["shape"])), info["dtype"],
                         _stats(result.outputs[key]))
-    console.print(outputs)
+    print_table(console, outputs)
     lat = document["latency_ms"]
     console.print(f"Latency: p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f} ms  "
                   f"p99 {lat['p99']:.3f} ms  (mean {lat['mean']:.3f} ms, "
@@ -125,7 +124,7 @@ def _render(document: dict[str, Any], result: Any) -> None:
         cores.add_row(str(core["index"]), str(core["physical"]), str(core["calls"]),
                       f"{core['busy_percent']:.1f}", memory,
                       "failed" if core["failed"] else "ok")
-    console.print(cores)
+    print_table(console, cores)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from neuroncli.cli.common import stdout_console
+from neuroncli.rendering import print_table
 
 
 def _number(value: float) -> str:
@@ -19,8 +20,6 @@ def render_verify_report(report: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
     console = stdout_console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)  # logs and pipes: no wrapped columns
     table = Table(title=escape(f"{report.compiled_dir} vs {report.original_dir} "
                                f"[{report.signature_key}], {report.runs} {report.inputs} "
                                "run(s)"))
@@ -35,6 +34,6 @@ def render_verify_report(report: Any) -> None:
         table.add_row(escape(item.key), str(item.shape), item.dtype,
                       _number(item.max_abs_error), _number(item.max_rel_error),
                       str(item.mismatches), escape(verdict))
-    console.print(table)
+    print_table(console, table)
     word = "match" if report.passed else "DO NOT match"
     console.print(f"Outputs {word} the original (rtol {report.rtol:g}, atol {report.atol:g}).")

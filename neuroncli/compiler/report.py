@@ -156,7 +156,8 @@ def render(report: CompileReport, console: Any, *, max_names: int = 0) -> None:
     console.print(f"Number of operations after tf.neuron optimizations: {c.graph_nodes}")
     console.print(f"Number of operations placed on Neuron runtime: {c.on_neuron}")
     if report.segments:
-        console.print(_segment_table(report.segments))
+        from neuroncli.rendering import print_table
+        print_table(console, _segment_table(report.segments))
     if report.cpu_nodes:
         console.print("[bold]Nodes on CPU[/], by reason:")
         for reason, names in report.cpu_nodes.items():
