@@ -20,7 +20,7 @@ Usage::
 4. **cached load**: a fresh process that has imported TensorFlow finds the cached library and
    loads it (``neuroncli.tfop.load_library``); goal <= 1 s.
 
-The machine's other load shows up in the numbers (the rows carry the load average).
+The machine's other load shows up in the numbers (every row carries the load averages).
 """
 
 from __future__ import annotations
@@ -60,13 +60,6 @@ print(json.dumps({"seconds": seconds, "built": library.build.built,
 """
 
 
-def _load() -> str:
-    try:
-        return f" (load {os.getloadavg()[0]:.1f})"
-    except OSError:
-        return ""
-
-
 def _child(env: dict[str, str]) -> dict:
     done = subprocess.run([sys.executable, "-c", _LOAD_CHILD], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, **env})
@@ -81,9 +74,9 @@ def build_and_cached_load() -> list[dict]:
         cached = _child({"XDG_CACHE_HOME": cache})
     assert fresh["built"] and not cached["built"]
     return [row("op library build (g++, empty cache)", "reported",
-                f"{fresh['build_seconds']:.1f} s{_load()}", None, True),
+                f"{fresh['build_seconds']:.1f} s", None, True),
             row("op library cached load (import neuroncli after tensorflow)", "<= 1 s",
-                f"{cached['seconds'] * 1e3:.0f} ms{_load()}", None, cached["seconds"] <= 1.0)]
+                f"{cached['seconds'] * 1e3:.0f} ms", None, cached["seconds"] <= 1.0)]
 
 
 def _interleaved(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
@@ -129,8 +122,8 @@ def latency(original: Path, compiled: Path, rounds: int) -> list[dict]:
     first = {k: m.first_seconds for k, m in models.items()}
     load = {k: m.load_seconds for k, m in models.items()}
     return [row("ResNet50 b1, tf.saved_model.load(compiled) vs original", "ratio <= 1.10",
-                f"{medians['compiled'] * 1e3:.1f} ms vs {medians['original'] * 1e3:.1f} ms"
-                f"{_load()}", ratio, ratio <= 1.10),
+                f"{medians['compiled'] * 1e3:.1f} ms vs {medians['original'] * 1e3:.1f} ms",
+                ratio, ratio <= 1.10),
             row("ResNet50 first call (warm-up), compiled vs original", "reported",
                 f"{first['compiled']:.2f} s vs {first['original']:.2f} s", None, True),
             row("ResNet50 tf.saved_model.load, compiled vs original", "reported",
