@@ -349,3 +349,15 @@ def test_concurrent_calls_share_one_kernel(library: object, dynamic: Path,
         want = reference(feeds)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+
+
+def test_console_scripts_neither_build_nor_mention_the_library(compiled: dict,
+                                                               tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "CXX": str(tmp_path / "no-compiler")}
+    done = subprocess.run([script("neuron-run"), str(compiled["keras_dense"])],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "neuroncli:" not in done.stderr and "NeuronOp library" not in done.stderr
+    assert not (tmp_path / "cache" / "neuroncli").exists() or not any(
+        (tmp_path / "cache" / "neuroncli").glob("tfop-*"))

@@ -211,6 +211,10 @@ def invoke(cmd: click.Command, prog_name: str) -> None:
     usage errors as one line and exit code 2."""
     if not any(p.name == "version" for p in cmd.params):
         click.version_option(package_name="neuroncli", prog_name=prog_name)(cmd)
+    # The commands never run a NeuronOp through TensorFlow's loaders: they need not build or
+    # load the op library when they import TensorFlow (nor print that it is unavailable).
+    from neuroncli.tfop import hook
+    hook.uninstall()
     try:
         cmd.main(prog_name=prog_name, standalone_mode=False, help_option_names=HELP_OPTIONS)
     except click.exceptions.Exit as exc:
