@@ -32,9 +32,9 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 	$(BIN)/python -m neuroncli.tfop
 
+# compile, verify, auto-multicore, place, run, serve: each step prints its command.
 demo: $(STAMP)
-	rm -rf build/demo && mkdir -p build/demo
-	$(BIN)/neuron-compile fixtures/keras_dense build/demo/keras_dense_neuron
+	examples/demo.sh build/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -q
