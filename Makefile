@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # pytest-xdist workers: the machine has 2 cores.
 JOBS ?= 2
 
-.PHONY: install demo test test-all bench fuzz soak lint clean
+.PHONY: install demo test test-all bench fuzz soak lint mutate clean
 
 # The build backend, pinned: installed into .venv, then used from there (no build isolation),
 # so a rebuild needs nothing but the venv.  pyproject.toml's [build-system] says why >= 70.1.
@@ -56,6 +56,51 @@ soak: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q neuroncli tests bench
 	$(BIN)/python -m pyflakes neuroncli tests bench
+
+# Mutation testing (issue 17), not part of `make test`: mutmut from PyPI, one module at a time,
+# each with only its own fast in-process tests (console-script tests run the installed package,
+# not mutmut's copy, so they cannot kill a mutant and would only slow the run down).  Each module
+# runs in its own scratch copy build/mutate/<name>/ with a generated setup.cfg, so its results
+# stay (`cd build/mutate/counts && ../../../.venv/bin/mutmut results`) and a re-run only redoes
+# what changed.  MODULES=counts,dispatch picks some; MUTATE_JOBS=N workers (default: 2 cores).
+MUTMUT := mutmut==3.8.1
+MUTATE_JOBS ?= $(JOBS)
+# name = module under neuroncli/ : its tests (pytest node ids, comma separated)
+MUTATE_TABLE := \
+  counts=format/counts.py:tests/test_counts.py \
+  fplacement=format/placement.py:tests/test_placement_rule.py \
+  multicore=rewrite/multicore.py:tests/test_placement_rule.py \
+  rplacement=runtime/placement.py:tests/test_runtime_units.py,tests/test_placement_rule.py \
+  dispatch=runtime/dispatch.py:tests/test_runtime_units.py,tests/test_gaps_counts_dispatch_verify.py \
+  batching=runtime/batching.py:tests/test_runtime_units.py \
+  instance=runtime/instance.py:tests/test_runtime_units.py \
+  verify=runtime/verify.py:tests/test_runtime_units.py \
+  executable=format/executable.py:tests/test_runtime_units.py,tests/test_runtime_support.py \
+  propose=partition/propose.py:tests/test_partition_propose.py,tests/test_partition_property.py \
+  plan=partition/plan.py:tests/test_partition_plan.py \
+  writer=savedmodel/writer.py:tests/test_crash_safety.py,tests/test_savedmodel_io.py \
+  weights=compiler/weights.py:tests/test_weights_once.py
+MODULES ?= all
+
+mutate: $(STAMP)
+	test -x $(BIN)/mutmut || $(BIN)/pip install --disable-pip-version-check -q '$(MUTMUT)'
+	@set -e; root=$$PWD; for row in $(MUTATE_TABLE); do \
+	  name=$${row%%=*}; rest=$${row#*=}; module=$${rest%%:*}; tests=$${rest#*:}; \
+	  case ",$(MODULES)," in *",all,"*|*",$$name,"*) ;; *) continue ;; esac; \
+	  dir=build/mutate/$$name; mkdir -p $$dir; \
+	  rm -rf $$dir/neuroncli $$dir/tests $$dir/fixtures $$dir/bench; \
+	  cp -r neuroncli tests fixtures bench pyproject.toml $$dir/; \
+	  { echo '[mutmut]'; echo 'source_paths = neuroncli'; \
+	    echo "only_mutate = neuroncli/$$module"; echo 'also_copy ='; echo '  fixtures/'; \
+	    echo '  bench/'; \
+	    echo 'pytest_add_cli_args_test_selection ='; \
+	    for t in $${tests//,/ }; do echo "  $$t"; done; } > $$dir/setup.cfg; \
+	  echo "== $$name: neuroncli/$$module, tests $$tests (log $$dir/mutmut.log)"; \
+	  (cd $$dir && nice $$root/$(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
+	     > mutmut.log 2>&1 || { tail -c 3000 mutmut.log; exit 1; }; \
+	   $$root/$(BIN)/mutmut results > survivors.txt; \
+	   tail -c 400 mutmut.log | tr '\r' '\n' | tail -n 1; cat survivors.txt); \
+	done
 
 clean:
 	rm -rf build .venv

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neuroncli import proto
-from neuroncli.format import counts, neuron_op
+from neuroncli.format import counts, neuron_op, view, weights
 
 
 def _segment(n_ops: int, n_placeholders: int) -> bytes:
@@ -91,3 +91,57 @@ def test_meta_graph_counts_neuron_ops_in_library_functions() -> None:
     c = counts.count_meta_graph(mg)
     # graph: 2 nodes; function: 2 nodes, 1 NeuronOp with 4 ops
     assert (c.graph_nodes, c.neuron_ops, c.on_neuron, c.total) == (4, 1, 4, 7)
+
+
+def _view_cases() -> dict:
+    """Meta graphs covering every term of the formula, for the view/proto agreement below."""
+    plain = proto.MetaGraphDef()
+    plain.graph_def.node.add(name="x", op="Placeholder")
+    _neuron_node(plain.graph_def, "neuron_op_a", _segment(5, 2))
+    _neuron_node(plain.graph_def, "neuron_op_b", _segment(3, 1))
+    _neuron_node(plain.graph_def, "neuron_op_c", _segment(7, 1), compiled=False)
+    plain.graph_def.node.add(name="y", op="Identity")
+    unnamed_op = proto.GraphDef()  # a node without an op field still counts (not a Placeholder)
+    unnamed_op.node.add(name="input0", op="Placeholder")
+    unnamed_op.node.add(name="no_op_type")
+    _neuron_node(plain.graph_def, "neuron_op_d", unnamed_op.SerializeToString())
+
+    library = proto.MetaGraphDef()
+    library.graph_def.node.add(name="x", op="Placeholder")
+    library.graph_def.node.add(name="call", op="StatefulPartitionedCall")
+    fn = library.graph_def.library.function.add()
+    fn.signature.name = "inference"
+    fn.node_def.add(name="pre", op="Cast")
+    node = fn.node_def.add(name="neuron_op_f", op=neuron_op.NEURON_OP)
+    node.attr["graph_def"].s = _segment(4, 1)
+    node.attr["executable"].s = b"p"
+    other = library.graph_def.library.function.add()
+    other.signature.name = "original"
+    other.node_def.add(name="relu", op="Relu")
+
+    saver = proto.MetaGraphDef()
+    for name in ("w0", "w1"):
+        saver.graph_def.node.add(name=name, op=weights.HANDLE_OP)
+    _neuron_node(saver.graph_def, "neuron_op_s", _segment(6, 2))
+    weights.add_saver(saver)
+    saver.graph_def.node.add(name="after_the_saver", op="Identity")  # counting goes on past it
+    return {"plain": (plain, (6, 3, 9, 12)), "library": (library, (4, 1, 4, 7)),
+            "saver": (saver, (4, 1, 6, 9))}
+
+
+@pytest.mark.parametrize("case", ["plain", "library", "saver"])
+def test_view_counts_equal_the_proto_counts(case: str, tmp_path) -> None:
+    """``neuron-inspect``'s byte-level counts agree with the compile report's, term by term."""
+    meta_graph, expected = _view_cases()[case]
+    saved = proto.SavedModel()
+    saved.meta_graphs.add().CopyFrom(meta_graph)
+    (tmp_path / "saved_model.pb").write_bytes(saved.SerializeToString())
+    from_proto = counts.count_meta_graph(meta_graph)
+    opened = view.open_view(str(tmp_path))
+    try:
+        from_view = counts.count_view(opened.meta_graphs[0])
+    finally:
+        opened.close()
+    got = (from_view.graph_nodes, from_view.neuron_ops, from_view.on_neuron, from_view.total)
+    assert got == expected
+    assert from_view == from_proto
