@@ -61,8 +61,9 @@ lint: $(STAMP)
 # each with only its own fast in-process tests (console-script tests run the installed package,
 # not mutmut's copy, so they cannot kill a mutant and would only slow the run down).  Each module
 # runs in its own scratch copy build/mutate/<name>/ with a generated setup.cfg, so its results
-# stay (`cd build/mutate/counts && ../../../.venv/bin/mutmut results`) and a re-run only redoes
-# what changed.  MODULES=counts,dispatch picks some; MUTATE_JOBS=N workers (default: 2 cores).
+# stay (`cd build/mutate/counts && ../../../.venv/bin/mutmut show <mutant>`).  Every run starts
+# afresh: mutmut 3.8 keeps old verdicts when only the tests changed.  MODULES=counts,dispatch
+# picks some; MUTATE_JOBS=N workers (default 2, the machine's cores).
 MUTMUT := mutmut==3.8.1
 MUTATE_JOBS ?= $(JOBS)
 # name = module under neuroncli/ : its tests (pytest node ids, comma separated)
@@ -87,8 +88,7 @@ mutate: $(STAMP)
 	@set -e; root=$$PWD; for row in $(MUTATE_TABLE); do \
 	  name=$${row%%=*}; rest=$${row#*=}; module=$${rest%%:*}; tests=$${rest#*:}; \
 	  case ",$(MODULES)," in *",all,"*|*",$$name,"*) ;; *) continue ;; esac; \
-	  dir=build/mutate/$$name; mkdir -p $$dir; \
-	  rm -rf $$dir/neuroncli $$dir/tests $$dir/fixtures $$dir/bench; \
+	  dir=build/mutate/$$name; rm -rf $$dir; mkdir -p $$dir; \
 	  cp -r neuroncli tests fixtures bench pyproject.toml $$dir/; \
 	  { echo '[mutmut]'; echo 'source_paths = neuroncli'; \
 	    echo "only_mutate = neuroncli/$$module"; echo 'also_copy ='; echo '  fixtures/'; \

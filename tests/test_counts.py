@@ -104,7 +104,12 @@ def _view_cases() -> dict:
     unnamed_op = proto.GraphDef()  # a node without an op field still counts (not a Placeholder)
     unnamed_op.node.add(name="input0", op="Placeholder")
     unnamed_op.node.add(name="no_op_type")
-    _neuron_node(plain.graph_def, "neuron_op_d", unnamed_op.SerializeToString())
+    # ... read inside its own NodeDef: the GraphDef field after it (here a ``library`` whose
+    # bytes happen to spell "Placeholder", valid wire format) is not its op type
+    library_field = bytes([2 << 3 | 2, len(b"Placeholder")]) + b"Placeholder"
+    _neuron_node(plain.graph_def, "neuron_op_d", unnamed_op.SerializeToString() + library_field)
+    no_graph = plain.graph_def.node.add(name="neuron_op_e", op=neuron_op.NEURON_OP)
+    no_graph.attr["executable"].s = b"program"  # compiled, without a graph_def: no ops inside
 
     library = proto.MetaGraphDef()
     library.graph_def.node.add(name="x", op="Placeholder")
@@ -125,11 +130,18 @@ def _view_cases() -> dict:
     _neuron_node(saver.graph_def, "neuron_op_s", _segment(6, 2))
     weights.add_saver(saver)
     saver.graph_def.node.add(name="after_the_saver", op="Identity")  # counting goes on past it
-    return {"plain": (plain, (6, 3, 9, 12)), "library": (library, (4, 1, 4, 7)),
-            "saver": (saver, (4, 1, 6, 9))}
+    # a neuroncli saver whose variables were all stripped out: its five fixed nodes remain
+    handleless = proto.MetaGraphDef()
+    handleless.CopyFrom(saver)
+    kept = [n for n in handleless.graph_def.node
+            if n.op not in (weights.HANDLE_OP, "AssignVariableOp")]
+    del handleless.graph_def.node[:]
+    handleless.graph_def.node.extend(kept)
+    return {"plain": (plain, (7, 4, 9, 12)), "library": (library, (4, 1, 4, 7)),
+            "saver": (saver, (4, 1, 6, 9)), "handleless": (handleless, (2, 1, 6, 7))}
 
 
-@pytest.mark.parametrize("case", ["plain", "library", "saver"])
+@pytest.mark.parametrize("case", ["plain", "library", "saver", "handleless"])
 def test_view_counts_equal_the_proto_counts(case: str, tmp_path) -> None:
     """``neuron-inspect``'s byte-level counts agree with the compile report's, term by term."""
     meta_graph, expected = _view_cases()[case]
