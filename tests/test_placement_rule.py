@@ -12,7 +12,7 @@ import pytest
 
 import neuroncli
 from neuroncli.errors import UserError
-from neuroncli.format.placement import MAX_CORES, check_nc_count, check_start_nc
+from neuroncli.format.placement import MAX_CORES, check_nc_count, check_num_cores, check_start_nc
 from neuroncli.rewrite import PlacementRequest
 from neuroncli.rewrite.multicore import auto_multicore_saved_model
 from neuroncli.runtime import placement
@@ -88,3 +88,4 @@ def test_the_limits_themselves_are_accepted() -> None:
     assert [check_start_nc(v) for v in (-1, 0, MAX_CORES - 1)] == [-1, 0, 63]
     assert [check_nc_count(v) for v in (-1, 1, MAX_CORES)] == [-1, 1, 64]
     assert check_nc_count(0, all_visible=True) == 0
+    assert [check_num_cores(v) for v in (1, MAX_CORES)] == [1, 64]
