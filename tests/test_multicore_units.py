@@ -101,8 +101,10 @@ def test_programs_for_one_core_can_be_replicated(tmp_path: Path, config: tuple |
     assert _tags(written)["neuron_op_top"] == 2
 
 
-def test_a_pipeline_program_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    src = _write(tmp_path / "m", _model((4, 2, 1, 10)))
+@pytest.mark.parametrize("config", [(4, 2, 1, 10), (4, 2)])
+def test_a_pipeline_program_is_refused_and_nothing_is_written(tmp_path: Path,
+                                                              config: tuple) -> None:
+    src = _write(tmp_path / "m", _model(config))
     with pytest.raises(UserError) as caught:
         auto_multicore_saved_model(str(src), str(tmp_path / "out"), 2)
     assert str(caught.value) == (
