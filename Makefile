@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	@# This machine's pip config lists a missing mirror; its per-package warnings are noise.
 	set -o pipefail; { $(BIN)/pip install --disable-pip-version-check -q '$(SETUPTOOLS)' \
 	  && $(BIN)/pip install --disable-pip-version-check -q --no-build-isolation \
-	     --check-build-dependencies -e '.[test]'; } 2>&1 \
+	     --check-build-dependencies -e '.[cpu,test]'; } 2>&1 \
 	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	@# neuron-serve's gRPC stubs: --no-deps as AWS's docs say (the wheel would pull in the
 	@# full tensorflow package next to tensorflow-cpu; grpcio comes with tensorflow-cpu).

@@ -15,6 +15,40 @@ from typing import Any
 
 _lock = threading.Lock()
 VERBOSE_ENV = "NEURONCLI_TF_VERBOSE"
+#: The TensorFlow minor release the simulator, the compiler and the shipped descriptors
+#: (``neuroncli/proto/tf_descriptors.bin``) are built for; pyproject's extras pin it too.
+SUPPORTED_TF = "2.21"
+#: What to install when TensorFlow is missing: the extras of pyproject.toml.
+INSTALL_HINT = ("pip install 'neuroncli[cpu]' (tensorflow-cpu) or 'neuroncli[gpu]' "
+                "(tensorflow, e.g. next to a GPU build)")
+
+
+def require_tensorflow() -> None:
+    """Raise a one-line :class:`~neuroncli.errors.UserError` when TensorFlow is not
+    installed (the light install: only the protobuf-only commands work there)."""
+    import importlib.util
+    try:
+        found = importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # a finder that refuses it, a broken install
+        found = False
+    if not found:
+        from neuroncli.errors import UserError
+        raise UserError(f"this needs TensorFlow {SUPPORTED_TF}, which is not installed: "
+                        f"{INSTALL_HINT}")
+
+
+def version_warning(version: str) -> str | None:
+    """The warning for an unsupported TensorFlow ``version``, None when it is supported."""
+    if version == SUPPORTED_TF or version.startswith(SUPPORTED_TF + "."):
+        return None
+    return (f"warning: TensorFlow {version} is not supported: neuroncli supports "
+            f"TensorFlow {SUPPORTED_TF}.x ({SUPPORTED_TF}.0 to <{_next_minor()}); "
+            "results may differ or fail")
+
+
+def _next_minor() -> str:
+    major, minor = SUPPORTED_TF.split(".")
+    return f"{major}.{int(minor) + 1}"
 # Lines for the user produced while fd 2 is muted (e.g. by the op library's import hook):
 # printed once the import is over, so they are not lost with TensorFlow's noise.
 _muted = False
@@ -35,6 +69,7 @@ def import_tensorflow() -> Any:
     module = sys.modules.get("tensorflow")
     if module is not None and hasattr(module, "Graph"):
         return module
+    require_tensorflow()
     with _lock:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # Per-session thread pools (one per simulated NeuronCore) only isolate CPU shares
@@ -42,6 +77,7 @@ def import_tensorflow() -> Any:
         os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
         if os.environ.get(VERBOSE_ENV):
             import tensorflow as tf
+            _warn_version(tf)
             return tf
         saved = os.dup(2)
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -58,4 +94,11 @@ def import_tensorflow() -> Any:
             while _pending:
                 notify(_pending.pop(0))
         tf.get_logger().setLevel("ERROR")
+        _warn_version(tf)
         return tf
+
+
+def _warn_version(tf: Any) -> None:
+    warning = version_warning(getattr(tf, "__version__", "unknown"))
+    if warning:
+        notify(warning)

@@ -62,11 +62,32 @@ class ProtoUnavailable(RuntimeError):
     """TensorFlow's generated protobuf modules could not be found or read."""
 
 
-def _tensorflow_site() -> str:
-    spec = importlib.util.find_spec("tensorflow")  # locates, does not import
+#: The descriptor set shipped in the package for installs without TensorFlow (the light
+#: install): TensorFlow's own descriptors of the supported release, written by
+#: ``python -m neuroncli.proto.generate`` (same format as the cache below).
+SHIPPED = os.path.join(os.path.dirname(__file__), "tf_descriptors.bin")
+
+
+def _tensorflow_site() -> str | None:
+    """The site directory holding ``tensorflow/``, None without TensorFlow."""
+    try:
+        spec = importlib.util.find_spec("tensorflow")  # locates, does not import
+    except (ImportError, ValueError):  # a finder that refuses it, a broken install
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise ProtoUnavailable("tensorflow is not installed: run `make install`")
+        return None
     return os.path.dirname(list(spec.submodule_search_locations)[0])
+
+
+def read_installed_descriptors(site: str) -> tuple[list[str], list[bytes]]:
+    """The google modules and TensorFlow descriptors (dependencies first) of the TensorFlow
+    installed in ``site``, read from its ``*_pb2.py`` files without executing them."""
+    google: list[str] = []
+    blobs: list[bytes] = []
+    done: set[str] = set()
+    for root in _ROOTS:
+        _closure(site, root, done, google, blobs)
+    return google, blobs
 
 
 def _read_descriptor(path: str) -> tuple[bytes, list[str]]:
@@ -114,7 +135,7 @@ def _cache_path(site: str) -> str:
     return os.path.join(root, "neuroncli", f"tf-descriptors-{key}.bin")
 
 
-def _read_cache(path: str) -> tuple[list[str], list[bytes]] | None:
+def read_descriptor_file(path: str) -> tuple[list[str], list[bytes]] | None:
     """Format: a JSON line with the google modules, then (u32 length, descriptor) records."""
     try:
         with open(path, "rb") as handle:
@@ -130,32 +151,41 @@ def _read_cache(path: str) -> tuple[list[str], list[bytes]] | None:
     return (google, blobs) if pos == len(data) and blobs else None
 
 
+def write_descriptor_file(path: str, google: list[str], blobs: list[bytes]) -> None:
+    """Write the format :func:`read_descriptor_file` reads, atomically."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(json.dumps(google).encode() + b"\n")
+        for blob in blobs:
+            handle.write(struct.pack("<I", len(blob)) + blob)
+    os.replace(tmp, path)
+
+
 def _write_cache(path: str, google: list[str], blobs: list[bytes]) -> None:
     try:  # a cache: any failure just means the next run reads the wheel again
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(json.dumps(google).encode() + b"\n")
-            for blob in blobs:
-                handle.write(struct.pack("<I", len(blob)) + blob)
-        os.replace(tmp, path)
+        write_descriptor_file(path, google, blobs)
     except OSError:
         pass
 
 
 def _load_descriptors() -> None:
+    """The installed TensorFlow's descriptors when it is installed (so its classes are ours
+    once it loads), else the shipped set of the supported release."""
     site = _tensorflow_site()
-    cache = _cache_path(site)
-    cached = _read_cache(cache)
-    if cached is None:
-        google: list[str] = []
-        blobs: list[bytes] = []
-        done: set[str] = set()
-        for root in _ROOTS:
-            _closure(site, root, done, google, blobs)
-        _write_cache(cache, google, blobs)
+    if site is None:
+        shipped = read_descriptor_file(SHIPPED)
+        if shipped is None:
+            raise ProtoUnavailable(f"{SHIPPED} is missing or damaged: reinstall neuroncli")
+        google, blobs = shipped
     else:
-        google, blobs = cached
+        cache = _cache_path(site)
+        cached = read_descriptor_file(cache)
+        if cached is None:
+            google, blobs = read_installed_descriptors(site)
+            _write_cache(cache, google, blobs)
+        else:
+            google, blobs = cached
     for module in google:
         importlib.import_module(module)
     pool = descriptor_pool.Default()
