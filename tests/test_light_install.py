@@ -89,11 +89,12 @@ def test_protobuf_commands_without_tensorflow_write_the_same_bytes(compiled: Pat
     ("neuroncli.cli.compile", ["{fixture}", "{out}"]),
     ("neuroncli.cli.run", ["{compiled}"]),
     ("neuroncli.cli.verify", ["{fixture}", "{compiled}"]),
+    ("neuroncli.cli.serve", ["--port=0", "--model_name=m", "--model_base_path={tmp}"]),
 ])
 def test_tensorflow_commands_name_the_extra(compiled: Path, tmp_path: Path, module: str,
                                             args: list[str]) -> None:
     values = {"fixture": str(FIXTURES / "tf1_conv"), "out": str(tmp_path / "out"),
-              "compiled": str(compiled)}
+              "compiled": str(compiled), "tmp": str(tmp_path)}
     code = f"{HIDE_TF}\nimport sys\nsys.argv = ['x', *sys.argv[1:]]\nfrom {module} import main\nmain()"
     result = subprocess.run([sys.executable, "-c", code, *(a.format(**values) for a in args)],
                             capture_output=True, text=True, timeout=120)

@@ -71,7 +71,9 @@ class TFServingCommand(click.Command):
 @verbosity_options
 @command
 def serve_command(verbose: int, quiet: bool, **flags: object) -> int:
+    from neuroncli.lazy_tf import require_tensorflow
     from neuroncli.serving import ServerOptions, serve
+    require_tensorflow()  # before the server logs its start: one line without TensorFlow
     if not quiet:
         logging.getLogger("neuroncli").setLevel(logging.DEBUG if verbose else logging.INFO)
     return serve(ServerOptions(**flags))  # type: ignore[arg-type]
