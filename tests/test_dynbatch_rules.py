@@ -151,3 +151,18 @@ def test_segment_fed_from_a_mixing_cpu_op_is_static() -> None:
     verdict = segment_verdict(states, ["cum:0"], ["relu:0"], [(2, 4), (2, 4)], 2)
     assert (verdict.dynamic, verdict.reason) == (
         False, "Cumsum 'cum' accumulates over the batch axis 0")
+
+
+def test_embedding_lookups_keep_rows() -> None:
+    """Batched token ids gathered from a constant table (GatherV2 axis 0), or from a weight
+    kept as a variable (ResourceGather on its handle, --extract-weights)."""
+    table = [_const("table", np.ones((10, 3)), F32),
+             _op("g", "GatherV2", ["table", "x", "a"], (2, 6, 3)), _const("a", 0)]
+    assert _verdict(table, x=(2, 6)) == (True, "")
+    handle = [Node("h", "VarHandleOp", output_shapes=[()]),
+              _op("g", "ResourceGather", ["h", "x"], (2, 6, 3))]
+    assert _verdict(handle, x=(2, 6)) == (True, "")
+    rows = [_const("i", [[0], [1]]),
+            _op("g", "GatherV2", ["x", "i", "a"], (2, 1), batch_dims=1), _const("a", 1)]
+    assert _verdict(rows, x=(2, 6)) == (
+        False, "GatherV2 'g' gathers each row by a row of constant indices (batch_dims)")

@@ -183,11 +183,13 @@ def one_hot(view: OpView) -> list[TensorState] | str:
 def gather(view: OpView) -> list[TensorState] | str:
     """Gather/ResourceGather (axis 0) and GatherV2: batched indices into constant params
     along axis 0 (an embedding lookup), or batched params along another axis."""
-    axis = [0] if view.node.op != "GatherV2" else view.ints(2)
-    params_rank = view.rank(0)
-    if axis is None or params_rank is None or len(axis) != 1:
-        return "gathers along an axis that is not constant"
-    axis = normalize_axes(axis, params_rank) or [-1]
+    if view.node.op == "GatherV2":  # Gather and ResourceGather (a rank-0 handle): axis 0
+        axis, params_rank = view.ints(2), view.rank(0)
+        if axis is None or params_rank is None or len(axis) != 1:
+            return "gathers along an axis that is not constant"
+        axis = normalize_axes(axis, params_rank) or [-1]
+    else:
+        axis = [0]
     batch_dims = view.attr_int("batch_dims")
     if view.kind(0) == ROWS:
         if axis[0] == 0:
@@ -196,6 +198,8 @@ def gather(view: OpView) -> list[TensorState] | str:
             return "gathers rows with batched indices across the batch"
         if view.kind(1) == SIZE:
             return "gathers with batch-size-dependent indices"
+        if view.kind(1) == CONST and batch_dims >= 1:
+            return "gathers each row by a row of constant indices (batch_dims)"
         return each_output(view, SAME_ROWS)
     if view.kind(1) == ROWS and view.kind(0) == CONST and axis[0] == 0 and batch_dims == 0:
         return each_output(view, SAME_ROWS)
