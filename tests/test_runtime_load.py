@@ -92,10 +92,8 @@ def test_visible_cores_1_3_run_the_default_replicas_there_only(
 def test_wrong_shape_and_inputs_are_clear_errors_and_leave_it_usable(
         dense: Path, features: np.ndarray) -> None:
     with rt.load(dense, runtime=runtime()) as model:
-        with pytest.raises(UserError) as err:
-            model(features=features[:1])
-        text = str(err.value)
-        assert "'features'" in text and "(1, 16)" in text and "(2, 16)" in text
+        # A Dense stack keeps rows independent: compiled at batch 2, batch 1 runs (padded).
+        assert model(features=features[:1])["output_0"].shape == (1, 8)
         with pytest.raises(UserError, match=r"signature expects \(\?, 16\)"):
             model(features=np.zeros((2, 15), np.float32))
         with pytest.raises(UserError, match="missing"):
