@@ -164,18 +164,22 @@ def annotate(graph: Graph, graph_def: Any, feed: Mapping[str, Any] | None = None
 def _observed_shapes(tf: Any, tf_graph: Any, feed: Mapping[str, Any]) -> dict[str, Shape]:
     # Only what reaches no stateful op: a shape is not worth running a model's WriteFile.
     clean = side_effect_free(tf_graph)
+    # Fetch only tensors the session's graph still has.  Grappler simplifies the graph before
+    # running it, and a multi-output op it simplifies keeps only what is read: an inference
+    # FusedBatchNorm/V2/V3 becomes an Identity with one output, yet its training-only outputs
+    # 1-5 are tensors of the imported graph.  An extra output (port > 0) that nothing reads
+    # feeds no segment, so its shape is not needed; port 0 is kept (a signature output is
+    # often read by nothing).  Grappler stays on: it also drops the control edges that would
+    # otherwise run the uninitialized variable reads fed by --extract-weights.
+    consumed = {t.name for op in tf_graph.get_operations() for t in op.inputs}
     unknown = [t for op in tf_graph.get_operations()
                if op.type != "Placeholder" and op.name in clean for t in op.outputs
-               if not t.shape.is_fully_defined() and t.dtype not in (tf.resource, tf.variant)]
+               if not t.shape.is_fully_defined() and t.dtype not in (tf.resource, tf.variant)
+               and (t.value_index == 0 or t.name in consumed)]
     if not unknown:
         return {}
     feeds = {tf_graph.get_tensor_by_name(name): value for name, value in feed.items()}
     config = tf.compat.v1.ConfigProto(use_per_session_threads=True)
-    # Run the graph as imported.  Grappler would simplify it first and then the fetches
-    # could name tensors that no longer exist: an inference FusedBatchNorm/V2/V3 becomes an
-    # Identity with one output, yet its training-only outputs 1-5 are in `unknown` (they are
-    # tensors of the imported graph).  Shapes must be those of the graph we partition.
-    config.graph_options.rewrite_options.disable_meta_optimizer = True
     with tf.compat.v1.Session(graph=tf_graph, config=config) as sess:
         values = sess.run(unknown, feed_dict=feeds)
     return {t.name: tuple(int(d) for d in getattr(v, "shape", ())) for t, v in zip(unknown, values)}
