@@ -226,7 +226,12 @@ _LOAD = ("import sys, numpy as np\n"
     "import neuroncli\nassert 'tensorflow' not in sys.modules\nimport tensorflow as tf\n",
     "import tensorflow as tf\nimport neuroncli\n",
     "import neuroncli.tensorflow\nimport tensorflow as tf\n",
-], ids=["neuroncli-first", "tensorflow-first", "import-neuroncli.tensorflow"])
+    # neuroncli.load imports TensorFlow itself, after neuroncli.proto has looked the wheel up
+    # with importlib.util.find_spec (which must not use up the import hook)
+    "import neuroncli\nimport importlib.util\nimportlib.util.find_spec('tensorflow')\n"
+    "neuroncli.load(sys.argv[1])\nimport tensorflow as tf\n",
+], ids=["neuroncli-first", "tensorflow-first", "import-neuroncli.tensorflow",
+        "neuroncli.load-imports-tensorflow"])
 def test_either_import_order_registers_the_op(library: object, compiled: dict,
                                               prologue: str) -> None:
     code = "import sys\n" + prologue + _LOAD

@@ -25,8 +25,12 @@ class TensorFlowImportHook(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname != "tensorflow":
             return None
-        uninstall()
-        for finder in sys.meta_path:
+        # Not uninstalled here: ``importlib.util.find_spec("tensorflow")`` (e.g. neuroncli.proto
+        # locating the wheel without importing it) asks finders too, and never executes the
+        # module.  The hook goes when TensorFlow's ``__init__`` has really run.
+        for finder in list(sys.meta_path):
+            if finder is self:
+                continue
             find = getattr(finder, "find_spec", None)
             spec = find(fullname, path, target) if find else None
             if spec is not None:
@@ -40,6 +44,7 @@ class TensorFlowImportHook(importlib.abc.MetaPathFinder):
 
         def exec_module(module: Any) -> None:
             run(module)
+            uninstall()
             load_quietly(module)
 
         loader.exec_module = exec_module  # this loader instance serves only this import
