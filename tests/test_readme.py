@@ -16,6 +16,7 @@ linked in, so ``build/`` starts empty, as in a fresh clone.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -101,8 +102,12 @@ def test_the_readme_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NEURON_CC_FLAGS", raising=False)
     document = README.parse(ROOT / "README.md")
-    for example in document:
-        try:
-            example.evaluate()
-        except Exception as exc:
-            raise AssertionError(f"README.md line {example.line}: {exc}") from exc
+    try:
+        for example in document:
+            try:
+                example.evaluate()
+            except Exception as exc:
+                raise AssertionError(f"README.md line {example.line}: {exc}") from exc
+    finally:  # the snippets' models hold simulated cores of this process's default runtime
+        document.namespace.clear()
+        gc.collect()
