@@ -38,7 +38,8 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
               help="Example inputs (keys = signature input keys); their shapes are used.")
 @model_selection_options
 @click.option("--minimum_segment_size", "--minimum-segment-size", type=click.IntRange(min=1),
-              default=None, help="Smallest segment (ops, Identity not counted) to compile.")
+              default=None, help="Smallest segment (ops, Identity not counted) to compile.  "
+              "[default: AWS's, min(2, max(1, non-Placeholder ops))]")
 @click.option("--no_fuse_ops", "--no-fuse-ops", multiple=True, metavar="NAMES",
               help="Node names kept on CPU (comma-separated, repeatable).")
 @click.option("--force_fuse_ops", "--force-fuse-ops", multiple=True, metavar="NAMES",

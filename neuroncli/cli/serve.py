@@ -61,7 +61,8 @@ class TFServingCommand(click.Command):
 @click.option("--file_system_poll_wait_seconds", type=click.FloatRange(min=0), default=1.0,
               show_default=True, help="Seconds between scans for new versions (0: once).")
 @click.option("--enable_batching", is_flag=False, flag_value="true", default="false",
-              callback=_boolean, metavar="[=BOOL]", help="Merge concurrent requests.")
+              callback=_boolean, metavar="[=BOOL]",
+              help="Merge concurrent requests (default: false; a bare flag means true).")
 @click.option("--batching_parameters_file", metavar="FILE",
               help="Text-format BatchingParameters.")
 @click.option("--rest_api_timeout_in_ms", type=click.IntRange(min=0), default=30000,
