@@ -42,6 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from timing import interleaved  # noqa: E402
 from table import report, row  # noqa: E402
 
 ZOO = Path(os.environ.get("NEURONCLI_ZOO", ROOT / "build" / "zoo"))
@@ -79,16 +80,6 @@ def build_and_cached_load() -> list[dict]:
                 f"{cached['seconds'] * 1e3:.0f} ms", None, cached["seconds"] <= 1.0)]
 
 
-def _interleaved(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            started = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - started)
-    return {name: float(np.median(values)) for name, values in times.items()}
-
-
 @dataclass(frozen=True)
 class Loaded:
     """One model through tf.saved_model.load: its call, load time and first-call time."""
@@ -117,7 +108,7 @@ def latency(original: Path, compiled: Path, rounds: int) -> list[dict]:
     models = {"original": _load_model(original, x), "compiled": _load_model(compiled, x)}
     for model in models.values():
         model.call()
-    medians = _interleaved({k: m.call for k, m in models.items()}, rounds)
+    medians = interleaved({k: m.call for k, m in models.items()}, rounds)
     ratio = medians["compiled"] / medians["original"]
     first = {k: m.first_seconds for k, m in models.items()}
     load = {k: m.load_seconds for k, m in models.items()}

@@ -29,8 +29,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +41,7 @@ os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
 
 import numpy as np  # noqa: E402
 
+import timing  # noqa: E402
 from table import report, row  # noqa: E402
 
 ZOO = Path(os.environ.get("NEURONCLI_ZOO", ROOT / "build" / "zoo"))
@@ -77,26 +76,13 @@ def _frozen_session(model_dir: Path) -> tuple[Callable[[dict], Any], dict]:
     return call, feeds
 
 
-def _interleaved(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median seconds per call, alternating the candidates so drift hits all alike."""
-    for call in calls.values():
-        for _ in range(3):
-            call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            started = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - started)
-    return {name: float(np.median(values)) for name, values in times.items()}
-
-
 def latency(compiled: Path, original: Path, rounds: int) -> dict:
     import neuroncli.runtime as rt
     model = rt.load(compiled, runtime=rt.NeuronRuntime("inf2.xlarge", visible_cores="0"))
     baseline, _ = _frozen_session(original)
     x = {"image": np.random.default_rng(0).standard_normal((1, 224, 224, 3), np.float32)}
-    medians = _interleaved({"load": lambda: model(x), "tf": lambda: baseline(x)}, rounds)
+    medians = timing.interleaved({"load": lambda: model(x), "tf": lambda: baseline(x)}, rounds,
+                                 warmup=3)
     model.unload()
     ratio = medians["load"] / medians["tf"]
     return row("ResNet50 b1 latency, load() vs frozen graph in TF", "ratio <= 1.10",
@@ -106,21 +92,7 @@ def latency(compiled: Path, original: Path, rounds: int) -> dict:
 
 def _throughput(model: Any, x: dict, seconds: float, threads: int = 2) -> float:
     model(x)
-    done = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def worker(slot: int) -> None:
-        while time.perf_counter() < stop:
-            model(x)
-            done[slot] += 1
-
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    started = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return sum(done) / (time.perf_counter() - started)
+    return timing.throughput([lambda: model(x)] * threads, seconds)
 
 
 def throughput(compiled: Path, seconds: float, rounds: int = 3) -> dict:
@@ -182,7 +154,8 @@ def dispatch_overhead(compiled: Path, original: Path, rounds: int) -> dict:
     baseline, _ = _frozen_session(original)
     with np.load(ROOT / "fixtures" / "keras_dense.inputs.npz") as data:
         x = {k: data[k][:1] for k in data.files}
-    medians = _interleaved({"load": lambda: model(x), "tf": lambda: baseline(x)}, rounds)
+    medians = timing.interleaved({"load": lambda: model(x), "tf": lambda: baseline(x)}, rounds,
+                                 warmup=3)
     model.unload()
     overhead_ms = (medians["load"] - medians["tf"]) * 1e3 / max(1, len(model.programs))
     return row("dispatch overhead per NeuronOp (tiny Dense), load() - TF",

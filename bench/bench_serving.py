@@ -31,7 +31,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -44,6 +43,7 @@ os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
 
 import numpy as np  # noqa: E402
 
+from timing import throughput  # noqa: E402
 from table import report, row  # noqa: E402
 
 ZOO = Path(os.environ.get("NEURONCLI_ZOO", ROOT / "build" / "zoo"))
@@ -107,20 +107,7 @@ def _rate(make_call: Callable[[], Callable[[], Any]], threads: int, seconds: flo
     calls = [make_call() for _ in range(threads)]
     for call in calls:
         call()
-    done = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def worker(slot: int) -> None:
-        while time.perf_counter() < stop:
-            calls[slot]()
-            done[slot] += 1
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    started = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return sum(done) / (time.perf_counter() - started)
+    return throughput(calls, seconds)
 
 
 def _grpc_caller(port: int, inputs: dict[str, np.ndarray]) -> Callable[[], Callable[[], Any]]:
