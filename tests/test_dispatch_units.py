@@ -10,7 +10,7 @@ import pytest
 from neuroncli.runtime import instance
 from neuroncli.runtime.cores import CorePool
 from neuroncli.runtime.dispatch import (
-    CoreUnavailable, Dispatcher, InferenceTimeout, UsageCounter,
+    CoreUnavailable, Dispatcher, InferenceTimeout, Usage, UsageCounter,
 )
 from neuroncli.runtime.host import DeadlineExceeded
 
@@ -128,3 +128,44 @@ def test_an_overrun_on_a_healthy_core_is_a_timeout() -> None:
         "inference timed out: NeuronOp op did not finish on NeuronCores 2,3 within 1.5 s: "
         "raise NEURON_FRAMEWORK_INFER_TIMEOUT_SEC for slow models")
     assert usage.snapshot() == {}
+
+
+def test_usage_adds_calls_and_busy_seconds_per_core() -> None:
+    usage = UsageCounter()
+    usage.add((0, 1), 0.5)
+    usage.add((0,), 0.25)
+    assert usage.snapshot() == {0: Usage(2, 0.75), 1: Usage(1, 0.5)}
+
+
+def test_busy_seconds_are_the_run_time() -> None:
+    pool, usage, dispatcher = _dispatcher([(0,)])
+    started = time.perf_counter()
+    dispatcher.execute(_core)
+    elapsed = time.perf_counter() - started  # no threshold: the run lies inside this span
+    busy = usage.snapshot()[0].busy_seconds
+    assert 0 <= busy <= elapsed
+    assert pool.cores[0].stats().busy_seconds == busy
+
+
+def test_a_failed_preferred_replica_is_not_waited_for() -> None:
+    """Its cores may still be held by the run that failed: go elsewhere at once."""
+    pool, usage, dispatcher = _dispatcher([(0,), (2,)], timeout=1.0)
+    assert pool.acquire((2,), time.monotonic() + 1)
+    pool.fail(2)
+    assert dispatcher.execute(_core, (2,)) == 0
+
+
+def test_a_void_replica_is_not_retried_even_when_restored_meanwhile() -> None:
+    """A core that failed and came back during a run voids that run; the call moves on."""
+    pool, usage, dispatcher = _dispatcher([(0,), (1,)])
+    seen = []
+
+    def work(core: int, deadline: float) -> int:
+        seen.append(core)
+        if len(seen) == 1:
+            pool.fail(core)
+            pool.restore(core)
+        return core
+
+    assert dispatcher.execute(work, (0,)) == 1
+    assert seen == [0, 1]
