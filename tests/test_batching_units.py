@@ -85,7 +85,13 @@ def test_split_pads_the_last_shard_and_passes_fixed_inputs_whole() -> None:
         np.testing.assert_array_equal(part, padded[2 * i:2 * i + 2])
     exact_plan = batching.check(DYNAMIC, [rows[:2], fixed], {})
     exact = batching.split(DYNAMIC, [rows[:2], fixed], exact_plan)
-    assert len(exact) == 1 and exact[0][0] is not None and exact[0][0].shape == (2, 3)
+    assert len(exact) == 1 and exact[0][0].shape == (2, 3)
+    two = rows[:2].copy()
+    whole = batching.split(DYNAMIC, [two, fixed], Batching(2, 1, 2))
+    assert whole[0][0] is two and whole[0][1] is fixed  # the exact batch: passed as given
+    five = np.zeros((5, 3))
+    unbatched = program(shapes=((0, 3),), axes=(0,))
+    assert batching.split(unbatched, [five], Batching(None, 1, 0))[0][0] is five
     one_row = batching.split(DYNAMIC, [rows[:1], fixed], Batching(1, 1, 2))
     assert one_row[0][0].shape == (2, 3)  # one shard but fewer rows: still padded
 
@@ -105,16 +111,25 @@ def test_merge_concatenates_cuts_and_takes_fixed_outputs_from_the_first_shard() 
     merged = batching.merge(two_out, results, Batching(5, 3, 2))
     np.testing.assert_array_equal(merged[0], [[0], [0], [1], [1], [2]])
     np.testing.assert_array_equal(merged[1], np.full(4, 10))
-    assert batching.merge(two_out, results[:1], Batching(2, 1, 2))[1] is results[0][1]
+    assert batching.merge(two_out, results[:1], Batching(2, 1, 2))[0] is results[0][0]
+    assert batching.merge(two_out, results[:1], Batching(None, 1, 0))[0] is results[0][0]
+    fixed_first = dataclasses.replace(DYNAMIC, output_batch_axis=(-1, 0),
+                                      output_shapes=((4,), (2, 1)))
+    swapped = [[r[1], r[0]] for r in results]
+    merged = batching.merge(fixed_first, swapped, Batching(5, 3, 2))
+    np.testing.assert_array_equal(merged[0], np.full(4, 10))
+    np.testing.assert_array_equal(merged[1], [[0], [0], [1], [1], [2]])
     padded = batching.merge(two_out, [results[1]], Batching(1, 1, 2))
     assert padded[0].shape == (1, 1)
     assert batching.merge(two_out, [results[2]], Batching(None, 1, None))[0] is results[2][0]
 
 
 def test_empty_outputs_have_zero_rows() -> None:
-    prog = dataclasses.replace(DYNAMIC, output_shapes=((None, 3), (2, 5), None, (), (2, None)),
-                               output_batch_axis=(0, -1, 0, 0, -1))
-    outs = batching.empty_outputs(prog, [np.float32, np.int32, np.float64, np.int64, np.int8])
+    prog = dataclasses.replace(DYNAMIC, output_shapes=((None, 3), (2, 5), None, (), (2, None),
+                                                       (4, 3)),
+                               output_batch_axis=(0, -1, 0, 0, -1, 0))
+    outs = batching.empty_outputs(prog, [np.float32, np.int32, np.float64, np.int64, np.int8,
+                                         np.uint8])
     assert [(o.shape, o.dtype) for o in outs] == [
         ((0, 3), np.float32), ((2, 5), np.int32), ((), np.float64), ((), np.int64),
-        ((2, 0), np.int8)]
+        ((2, 0), np.int8), ((0, 3), np.uint8)]
