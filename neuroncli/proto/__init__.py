@@ -10,6 +10,10 @@ The descriptors are cached in ``~/.cache/neuroncli`` (keyed by the installed Ten
 later runs skip the parsing.  Because the pool and the file names are the ones TensorFlow uses, importing TensorFlow later
 adds byte-identical files (a no-op) and ``tf.compat.v1.GraphDef is proto.GraphDef`` holds: the
 same classes serve both worlds.  If TensorFlow is already imported we simply reuse its modules.
+
+Without TensorFlow (``pip install neuroncli``, the light install) the descriptors come from
+:data:`SHIPPED`, the same files of the supported TensorFlow release, written by
+:mod:`neuroncli.proto.generate`.
 """
 
 from __future__ import annotations
