@@ -44,6 +44,8 @@ def _f(*values: complex) -> np.ndarray:
     (_f(1), np.array(["x"]), 0, 0, ("nan", "nan", 1, 0, "string vs number")),
     # exact kinds
     (np.array([1, 2, 3]), np.array([1, 2, 5]), 1, 1, (2.0, "nan", 1, 0, "exact")),
+    (np.array([1, 2]), np.array([1, 2]), 0, 0, (0.0, "nan", 0, 0, "exact")),
+    (np.array([], int), np.array([], int), 0, 0, (0.0, "nan", 0, 0, "exact")),
     (np.array([True, False]), np.array([1, 1], np.uint8), 0, 0, (1.0, "nan", 1, 0, "exact")),
     (np.array([1, 2]), np.array([b"1", b"3"], dtype=object), 0, 0, ("nan", "nan", 2, 0,
                                                                     "exact")),
