@@ -84,7 +84,10 @@ class ConsoleParser(CodeBlockParser):
     language = "console"
 
     def evaluate(self, example: Example) -> None:
-        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+        # as from a shell: not inside `make test`'s make (a nested make would print
+        # "make[1]: Entering directory" lines the README does not show)
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        env.update(NO_COLOR="1", COLUMNS="200")
         for command, shown in _commands(example.parsed):
             done = subprocess.run(["bash", "-c", command], capture_output=False,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
