@@ -10,6 +10,7 @@ written next to the output.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,8 +118,14 @@ def _main(monkeypatch: pytest.MonkeyPatch, command: str, argv: list[str]) -> int
     import importlib
     module = importlib.import_module(f"neuroncli.cli.{command}")
     monkeypatch.setattr(sys, "argv", [command, *argv])
-    with pytest.raises(SystemExit) as exited:
-        module.main()
+    # A command ignores Ctrl-C once its outcome is decided; in this process that would outlive
+    # it (and be inherited by every later test's subprocesses): put the handler back.
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            module.main()
+    finally:
+        signal.signal(signal.SIGINT, handler)
     return exited.value.code
 
 
