@@ -32,6 +32,20 @@ def script(name: str) -> str:
     """Path of an installed console script of this venv."""
     return str(BIN / name)
 
+def tree_digest(path: str | os.PathLike) -> str:
+    """SHA-256 over a directory tree: every entry's relative path, each file's bytes, each
+    symlink's target (never followed).  Equal digests: the tree is untouched."""
+    import hashlib
+    root = Path(path)
+    h = hashlib.sha256()
+    for entry in sorted(root.rglob("*")):
+        h.update(str(entry.relative_to(root)).encode())
+        if entry.is_symlink():
+            h.update(b"link:" + os.readlink(entry).encode())
+        elif entry.is_file():
+            h.update(entry.read_bytes())
+    return h.hexdigest()
+
 
 def aws_style_saved_model(compiled: str | os.PathLike) -> bytes:
     """A compiled model's ``saved_model.pb`` rewritten the way AWS's TF2 models are laid out:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -14,7 +13,7 @@ import neuroncli
 from neuroncli.format import neuron_op
 from neuroncli.runtime.reference import run_savedmodel
 from neuroncli.savedmodel import read_saved_model
-from tests.conftest import FIXTURES, script
+from tests.conftest import FIXTURES, script, tree_digest
 from tests.numerics import assert_outputs_close, run_expanded
 
 # The compile report of each fixture (AWS's formula, AWS's operator list): exact, so that a
@@ -36,14 +35,6 @@ CASES = {
 def _inputs(name: str) -> dict[str, np.ndarray]:
     with np.load(FIXTURES / f"{name}.inputs.npz", allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
-
-
-def _tree_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(file.relative_to(path)).encode())
-        h.update(file.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +81,9 @@ def test_every_fixture_gets_a_neuron_op(compiled: dict, name: str) -> None:
 
 
 def test_input_directory_is_untouched(tmp_path: Path) -> None:
-    before = _tree_digest(FIXTURES / "tf1_conv")
+    before = tree_digest(FIXTURES / "tf1_conv")
     neuroncli.saved_model.compile(FIXTURES / "tf1_conv", tmp_path / "out")
-    assert _tree_digest(FIXTURES / "tf1_conv") == before
+    assert tree_digest(FIXTURES / "tf1_conv") == before
 
 
 def test_compiling_twice_gives_identical_bytes(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ source scan: no pickle, ``eval``/``exec`` or pickled ``np.load`` anywhere in ``n
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -31,7 +30,7 @@ import numpy as np
 import pytest
 
 from neuroncli import proto
-from tests.conftest import FIXTURES, ROOT, script
+from tests.conftest import FIXTURES, ROOT, script, tree_digest
 
 SENTINEL = b"neuroncli-sentinel-" + secrets.token_hex(16).encode()
 
@@ -100,17 +99,6 @@ def outside(tmp_path: Path):
     traps.add(folder / "vocab.txt")
     yield found
     traps.close()
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    for file in sorted(path.rglob("*")):
-        h.update(str(file.relative_to(path)).encode())
-        if file.is_symlink():
-            h.update(b"link:" + os.readlink(file).encode())
-        elif file.is_file():
-            h.update(file.read_bytes())
-    return h.hexdigest()
 
 
 # ---- hostile variants of a model -----------------------------------------------------------
@@ -224,12 +212,12 @@ def test_paths_leaving_the_model(command: str, variant: str, compiled: Path, tab
     model = tmp_path / "model"
     shutil.copytree(base, model)
     VARIANTS[variant](model, outside)
-    before_model, before_outside = _digest(model), outside.listing()
+    before_model, before_outside = tree_digest(model), outside.listing()
     out = tmp_path / "out"
     done = subprocess.run(make_args(model, out), capture_output=True, text=True, timeout=300)
     assert outside.traps.opened == [], f"{command} opened {outside.traps.opened}"
     assert outside.listing() == before_outside, "something was written outside"
-    assert _digest(model) == before_model, "the input model changed"
+    assert tree_digest(model) == before_model, "the input model changed"
     if done.returncode != 0:
         assert done.returncode == 1, done.stderr
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr

@@ -3,7 +3,6 @@ set and write the same bytes; the TensorFlow commands say which extra to install
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import neuroncli
 from neuroncli import proto
 from neuroncli.lazy_tf import SUPPORTED_TF, version_warning
 from neuroncli.proto.generate import generate
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, tree_digest
 
 # Makes `tensorflow*` unimportable and unfindable in a child interpreter, as without it.
 HIDE_TF = """
@@ -29,15 +28,6 @@ class _Hide:
         return None
 sys.meta_path.insert(0, _Hide())
 """
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    for file in sorted(path.rglob("*")):
-        h.update(str(file.relative_to(path)).encode())
-        if file.is_file():
-            h.update(file.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +56,7 @@ def _protobuf_steps(python: list[str], model: Path, out: Path, env: dict | None 
                                 text=True, timeout=300, env=env, cwd=out.parent)
         assert result.returncode == 0, result.stderr
         results[key] = result.stdout.replace(str(out), "OUT")
-    results["files"] = {name: _digest(out / name) for name in ("x2", "nc1")}
+    results["files"] = {name: tree_digest(out / name) for name in ("x2", "nc1")}
     return results
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -15,16 +14,7 @@ from neuroncli.format import neuron_op
 from neuroncli.format.counts import count_meta_graph
 from neuroncli.format.neuron_op import iter_neuron_op_nodes
 from neuroncli.savedmodel import read_saved_model
-from tests.conftest import FIXTURES, aws_style_saved_model, script
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*")):
-        h.update(str(file.relative_to(path)).encode())
-        if file.is_file():
-            h.update(file.read_bytes())
-    return h.hexdigest()
+from tests.conftest import FIXTURES, aws_style_saved_model, script, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +49,7 @@ def _tags(path: Path, attr: str) -> list[tuple[str, str, int]]:
 
 
 def test_auto_multicore_exact_command(compiled: Path, tmp_path: Path) -> None:
-    before = _digest(compiled)
+    before = tree_digest(compiled)
     result = _run("tf-neuron-auto-multicore", str(compiled), "--num_cores", "8",
                   "--new_model_dir", str(tmp_path / "modified"))
     assert result.returncode == 0, result.stderr
@@ -67,7 +57,7 @@ def test_auto_multicore_exact_command(compiled: Path, tmp_path: Path) -> None:
     assert _tags(tmp_path / "modified", neuron_op.ATTR_AUTO_MULTICORE) == [("serve", "graph", 8)]
     assert (tmp_path / "modified" / "variables" / "variables.index").read_bytes() == b"index bytes"
     assert (tmp_path / "modified" / "assets" / "vocab.txt").read_text() == "a\nb\n"
-    assert _digest(compiled) == before
+    assert tree_digest(compiled) == before
 
 
 def test_auto_multicore_tags_library_functions_in_every_meta_graph(aws_style: Path,
@@ -94,7 +84,7 @@ def test_only_the_tag_changes(compiled: Path, tmp_path: Path) -> None:
 
 
 def test_place_writes_placement(compiled: Path, tmp_path: Path) -> None:
-    before = _digest(compiled)
+    before = tree_digest(compiled)
     result = _run("neuron-place", str(compiled), "--new_model_dir", str(tmp_path / "p"),
                   "--start-nc", "1", "--nc-count", "2")
     assert result.returncode == 0, result.stderr
@@ -109,7 +99,7 @@ def test_place_writes_placement(compiled: Path, tmp_path: Path) -> None:
     (op,) = json.loads(shown.stdout)["meta_graphs"][0]["neuron_ops"]
     assert op["placement"] == "nc 1, 2 core(s)"
     assert _run("neuron-inspect", str(compiled)).returncode == 0
-    assert _digest(compiled) == before  # place and inspect leave the input untouched
+    assert tree_digest(compiled) == before  # place and inspect leave the input untouched
 
 
 def test_inspect(aws_style: Path, compiled: Path) -> None:
