@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +16,17 @@ FIXTURES = ROOT / "fixtures"
 BIN = Path(sys.executable).parent
 # Zoo models (ResNet50, ...) are built once per machine and shared by xdist workers.
 ZOO = Path(os.environ.get("NEURONCLI_ZOO", ROOT / "build" / "zoo"))
+
+
+@pytest.fixture(autouse=True)
+def default_ctrl_c() -> object:
+    """Every test starts and ends with Python's own Ctrl-C handler.  Tests that run a command
+    in process (fuzz cases, stage errors) would otherwise leave the command's "ignore Ctrl-C
+    once the outcome is decided" in the xdist worker, and every later subprocess of that
+    worker would inherit SIGINT ignored (the Ctrl-C tests then fail)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
