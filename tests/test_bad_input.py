@@ -31,8 +31,7 @@ import numpy as np
 import pytest
 
 import neuroncli
-from tests.conftest import FIXTURES, script
-from tests.test_rewrite_cli import _digest
+from tests.conftest import FIXTURES, script, tree_digest
 from tests.test_runtime_support import compile_model
 
 pytestmark = pytest.mark.timeout(300)
@@ -52,7 +51,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _fingerprint(path: Path) -> str:
     """Names and bytes of a file or a whole tree (FIFOs by name only: reading one blocks)."""
     if path.is_dir():
-        return _digest(path)
+        return tree_digest(path)
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
     return f"{path.lstat().st_mode:o}"

@@ -26,8 +26,8 @@ from neuroncli.format.weights import is_saver_node
 from neuroncli.inspection import inspect_saved_model
 from neuroncli.runtime.reference import run_savedmodel
 from neuroncli.savedmodel import read_saved_model
-from tests.conftest import FIXTURES, script
-from tests.test_compile_fixtures import _inputs, _tree_digest
+from tests.conftest import FIXTURES, script, tree_digest
+from tests.test_compile_fixtures import _inputs
 
 XW = "--extract-weights inf2.xlarge"
 
@@ -96,7 +96,7 @@ def test_extracted_model_is_smaller_and_deterministic(extracted: dict, tmp_path:
     again = tmp_path / "again"
     neuroncli.saved_model.compile(FIXTURES / "keras_dense", again, compiler_args=XW,
                                   model_feed_dict=_inputs("keras_dense"))
-    assert _tree_digest(again) == _tree_digest(extracted["keras_dense"])
+    assert tree_digest(again) == tree_digest(extracted["keras_dense"])
 
 
 def test_model_config_follows_the_instance_memory(extracted: dict) -> None:

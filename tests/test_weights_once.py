@@ -27,8 +27,8 @@ from neuroncli.format.subgraph import (
 from neuroncli.runtime.reference import run_savedmodel
 from neuroncli.savedmodel import read_saved_model, select_meta_graph, select_signature
 from neuroncli.savedmodel.reachable import MAX_CALL_DEPTH, read_variables
-from tests.conftest import FIXTURES, script
-from tests.test_compile_fixtures import _inputs, _tree_digest
+from tests.conftest import FIXTURES, script, tree_digest
+from tests.test_compile_fixtures import _inputs
 
 FLOAT = proto.DataType.values_by_name["DT_FLOAT"].number
 
@@ -192,7 +192,7 @@ def test_recompile_is_byte_identical(compiled: dict, tmp_path: Path) -> None:
     again = tmp_path / "again"
     neuroncli.saved_model.compile(FIXTURES / "keras_dense", again,
                                   model_feed_dict=_inputs("keras_dense"))
-    assert _tree_digest(again) == _tree_digest(compiled["keras_dense"][0])
+    assert tree_digest(again) == tree_digest(compiled["keras_dense"][0])
 
 
 def test_rewrites_and_inspect_work_on_the_erased_model(compiled: dict, tmp_path: Path) -> None:
