@@ -75,7 +75,8 @@ def test_ratio_at_threshold_warns() -> None:
     assert c.low
 
 
-def test_meta_graph_counts_neuron_ops_in_library_functions() -> None:
+def _library_meta_graph() -> object:
+    """AWS's TF2 layout: the NeuronOp inside a library function, beside an uncompiled copy."""
     mg = proto.MetaGraphDef()
     mg.graph_def.node.add(name="x", op="Placeholder")
     mg.graph_def.node.add(name="call", op="StatefulPartitionedCall")
@@ -88,7 +89,11 @@ def test_meta_graph_counts_neuron_ops_in_library_functions() -> None:
     plain = mg.graph_def.library.function.add()  # an uncompiled copy is not counted
     plain.signature.name = "original"
     plain.node_def.add(name="relu", op="Relu")
-    c = counts.count_meta_graph(mg)
+    return mg
+
+
+def test_meta_graph_counts_neuron_ops_in_library_functions() -> None:
+    c = counts.count_meta_graph(_library_meta_graph())
     # graph: 2 nodes; function: 2 nodes, 1 NeuronOp with 4 ops
     assert (c.graph_nodes, c.neuron_ops, c.on_neuron, c.total) == (4, 1, 4, 7)
 
@@ -111,18 +116,7 @@ def _view_cases() -> dict:
     no_graph = plain.graph_def.node.add(name="neuron_op_e", op=neuron_op.NEURON_OP)
     no_graph.attr["executable"].s = b"program"  # compiled, without a graph_def: no ops inside
 
-    library = proto.MetaGraphDef()
-    library.graph_def.node.add(name="x", op="Placeholder")
-    library.graph_def.node.add(name="call", op="StatefulPartitionedCall")
-    fn = library.graph_def.library.function.add()
-    fn.signature.name = "inference"
-    fn.node_def.add(name="pre", op="Cast")
-    node = fn.node_def.add(name="neuron_op_f", op=neuron_op.NEURON_OP)
-    node.attr["graph_def"].s = _segment(4, 1)
-    node.attr["executable"].s = b"p"
-    other = library.graph_def.library.function.add()
-    other.signature.name = "original"
-    other.node_def.add(name="relu", op="Relu")
+    library = _library_meta_graph()
 
     saver = proto.MetaGraphDef()
     for name in ("w0", "w1"):

@@ -3,8 +3,6 @@ and the verification comparison."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,6 +18,7 @@ from neuroncli.runtime.cores import CorePool, Reservation
 from neuroncli.runtime.program import Program
 from neuroncli.runtime.stages import CpuStage, NeuronStep, schedule_call
 from neuroncli.runtime.verify import compare
+from tests.test_import_hygiene import _modules_after
 
 
 def program(name: str = "op", *, shapes: tuple = ((1, 4),), axes: tuple = (-1,),
@@ -290,12 +289,9 @@ def test_compare_exact_kinds_and_shapes() -> None:
 
 
 def test_import_runtime_does_not_import_tensorflow() -> None:
-    code = ("import neuroncli.runtime, neuroncli.runtime.model, neuroncli.runtime.verify, "
-            "neuroncli.cli.run, neuroncli.cli.verify, sys\n"
-            "print('TF' if 'tensorflow' in sys.modules else 'NOTF')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "NOTF"
+    assert _modules_after("import neuroncli.runtime, neuroncli.runtime.model, "
+                          "neuroncli.runtime.verify, neuroncli.cli.run, "
+                          "neuroncli.cli.verify") == "NOTF"
 
 
 def test_dispatch_round_robin_is_even_under_threads() -> None:
