@@ -135,8 +135,14 @@ def _cache_path(site: str) -> str:
     """Cache file keyed by the installed TensorFlow (its __init__'s path, size and mtime)."""
     stat = os.stat(os.path.join(site, "tensorflow", "__init__.py"))
     key = hashlib.sha256(f"{site}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), f"tf-descriptors-{key}.bin")
+
+
+def cache_dir() -> str:
+    """This project's cache directory: ``$XDG_CACHE_HOME/neuroncli`` (``~/.cache/neuroncli``),
+    shared by the descriptor cache here and the NeuronOp library (``neuroncli.tfop``)."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "neuroncli", f"tf-descriptors-{key}.bin")
+    return os.path.join(root, "neuroncli")
 
 
 def read_descriptor_file(path: str) -> tuple[list[str], list[bytes]] | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neuroncli.format import executable
+from neuroncli.proto import cache_dir
 
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cc")
 SOURCES = ("neuron_op_def.cc", "neuron_op_kernel.cc", "shard.cc", "executable.cc", "sha256.cc")
@@ -82,11 +83,6 @@ def source_key(tf: Any) -> str:
             digest.update(name.encode() + b"\0" + handle.read() + b"\0")
     digest.update("\0".join(_defines() + list(tf.sysconfig.get_compile_flags())).encode())
     return f"tf{tf.__version__}-{digest.hexdigest()[:16]}"
-
-
-def cache_dir() -> str:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "neuroncli")
 
 
 def library_path(tf: Any) -> str:
