@@ -4,8 +4,8 @@ Commands are thin: parse arguments, call the library, print.  :func:`run` turns 
 :class:`~neuroncli.errors.UserError` into one line on stderr and its exit code (the traceback
 only with ``-v``), any other exception into one line naming the stage that failed
 (:func:`neuroncli.errors.stage`; exit 1, the traceback only with ``-v``), Ctrl-C into exit 130
-with one line (which says so if the output had already been renamed into place), and ends a successful run with a status line
-``PASSED | 2.41 s | neuron-compile ...`` on stderr.  :func:`invoke` does the same for click's
+with one line (which says so if the output had already been renamed into place), and ends a
+successful run with a status line ``PASSED | 2.41 s | neuron-compile ...`` on stderr.  :func:`invoke` does the same for click's
 usage errors (exit 2, one line).  Results go to stdout, through the consoles of
 :mod:`neuroncli.rendering` (no wrapped names in CI logs, colour off without a terminal or
 with ``NO_COLOR``).
